@@ -1,0 +1,185 @@
+"""Images in and out: any upload -> the tensor a model takes; tensors -> PNG-ready PIL images, grids, GIFs.
+
+Every rejection raises ImageError with a sentence meant for the person who uploaded the file.
+"""
+
+import io
+import struct
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # files larger than this are refused before decoding
+MAX_PIXELS = 40_000_000  # width * height read from the header, checked before decoding the pixels
+# PIL's own bomb guard raises at 2x its limit; we check ourselves first and keep PIL's as a backstop.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used, with a message for a person."""
+
+
+def open_image(src: ImageInput) -> Image.Image:
+    """A path, bytes, PIL image or array -> a fully decoded PIL image (first frame, EXIF orientation applied)."""
+    if src is None:
+        raise ImageError("No image was given. Upload an image or pick an example.")
+    if isinstance(src, np.ndarray):
+        return _from_array(src)
+    if isinstance(src, Image.Image):
+        img = src
+    else:
+        if isinstance(src, (bytes, bytearray)):
+            data = bytes(src)
+        else:
+            path = Path(src)
+            if not path.is_file():
+                raise ImageError(f"The image file {path.name!r} could not be found.")
+            if path.stat().st_size > MAX_UPLOAD_BYTES:
+                raise ImageError(f"The file is larger than the {MAX_UPLOAD_BYTES // 2**20} MB limit.")
+            data = path.read_bytes()
+        if len(data) == 0:
+            raise ImageError("The file is empty (0 bytes).")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ImageError(f"The file is larger than the {MAX_UPLOAD_BYTES // 2**20} MB limit.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise ImageError("This file is not an image this app can read (PNG, JPEG, GIF, WebP, BMP or TIFF).") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"The image has too many pixels (limit {MAX_PIXELS // 1_000_000} megapixels).") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"The image is {w}x{h}, more than the {MAX_PIXELS // 1_000_000} megapixel limit.")
+    if w < 1 or h < 1:
+        raise ImageError("The image has no pixels.")
+    try:
+        img.seek(0)  # animated GIF/WebP: the first frame
+    except (EOFError, AttributeError):
+        pass
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+    except (OSError, SyntaxError, ValueError, struct.error):
+        raise ImageError("The image file is truncated or corrupt and could not be decoded.") from None
+    return img
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}.")
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ImageError(f"The image has more than {MAX_PIXELS // 1_000_000} megapixels.")
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise ImageError("The image contains NaN or infinite values.")
+        hi = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        arr = (np.clip(arr / hi, 0, 1) * 255).round().astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def to_grey_or_rgb(img: Image.Image, channels: int, background=(0, 0, 0)) -> Image.Image:
+    """Any mode (16-bit, float, CMYK, palette, alpha) -> "L" or "RGB", transparency composited on `background`."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        arr = np.nan_to_num((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr), nan=0.0)
+        img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8), "L")
+    if img.mode == "P" or img.mode == "PA" or img.mode == "LA" or "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        base = Image.new("RGB", img.size, background)
+        base.paste(img, mask=img.getchannel("A"))
+        img = base
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def prepare(src: ImageInput, image_size: int, channels: int, invert: Union[bool, str] = "auto") -> torch.Tensor:
+    """Any image -> (1, C, S, S) float32 in [0, 1]: padded to a square, resized, and for
+    grayscale models trained on light-on-dark data, inverted when the upload is dark-on-light
+    (invert="auto" looks at the border: MNIST digits are white on black, most drawings are not)."""
+    img = to_grey_or_rgb(open_image(src), channels)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if invert == "auto":
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        invert = channels == 1 and float(border.mean()) > 0.5
+    if invert:
+        arr = 1.0 - arr
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (C, H, W)
+    h, w = t.shape[1:]
+    if h != w:  # pad to a square with the border colour so the content is not stretched
+        side = max(h, w)
+        fill = float(torch.cat([t[:, 0], t[:, -1], t[:, :, 0], t[:, :, -1]], dim=1).median())
+        canvas = torch.full((t.shape[0], side, side), fill)
+        top, left = (side - h) // 2, (side - w) // 2
+        canvas[:, top : top + h, left : left + w] = t
+        t = canvas
+    if t.shape[1] > image_size:  # shrinking: average whole pixel areas (no aliasing)
+        t = torch.nn.functional.interpolate(t[None], size=(image_size, image_size), mode="area")[0]
+    elif t.shape[1] < image_size:
+        t = torch.nn.functional.interpolate(t[None], size=(image_size, image_size), mode="bilinear", align_corners=False)[0]
+    return t.clamp(0, 1)[None].contiguous()
+
+
+def to_pil(t: torch.Tensor, scale: int = 1) -> Image.Image:
+    """(C, H, W) or (1, C, H, W) in [0, 1] -> PIL "L" or "RGB", optionally enlarged `scale` times (nearest)."""
+    if t.dim() == 4:
+        t = t[0]
+    arr = (t.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+    img = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def display_scale(image_size: int, target: int = 224) -> int:
+    """How many times to enlarge a small model image so the browser shows crisp pixels, not a blur."""
+    return max(1, target // image_size)
+
+
+def grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, scale: int = 1, pad_value: float = 1.0) -> Image.Image:
+    """(B, C, H, W) in [0, 1] -> one PIL image with the B images in rows of `nrow`."""
+    b, c, h, w = t.shape
+    nrow = max(1, min(nrow, b))
+    rows = (b + nrow - 1) // nrow
+    canvas = torch.full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value)
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        canvas[:, y : y + h, x : x + w] = t[i].detach().float().cpu()
+    return to_pil(canvas, scale)
+
+
+# A perceptually ordered dark-to-bright colour ramp (anchors of matplotlib's "magma").
+_MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 253, 191]], dtype=np.float32)
+
+
+def heatmap(values: torch.Tensor, vmax: float = 1.0) -> Image.Image:
+    """(H, W) non-negative values -> RGB heat map, 0 black, >= vmax bright yellow."""
+    v = (values.detach().float().cpu().numpy() / max(vmax, 1e-12)).clip(0, 1) * (len(_MAGMA) - 1)
+    lo = np.floor(v).astype(int).clip(0, len(_MAGMA) - 2)
+    frac = (v - lo)[..., None]
+    rgb = _MAGMA[lo] * (1 - frac) + _MAGMA[lo + 1] * frac
+    return Image.fromarray(rgb.round().astype(np.uint8), "RGB")
+
+
+def save_gif(frames: list, path: Union[str, Path], duration_ms: int = 120, boomerang: bool = True) -> Path:
+    """PIL frames -> animated GIF that loops forever (there and back again when `boomerang`)."""
+    frames = list(frames) + (list(frames[-2:0:-1]) if boomerang and len(frames) > 2 else [])
+    frames = [f.convert("RGB") if f.mode not in ("L", "RGB") else f for f in frames]
+    path = Path(path)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, optimize=False)
+    return path

@@ -1,0 +1,194 @@
+"""What the app does with a model, as plain functions: reconstruct, sample, interpolate, encode, decode.
+
+Inputs are validated here (not in the UI) so the app, the HTTP API and the CLI refuse bad values with
+the same sentence. Every function runs under torch.inference_mode on the model's own device.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from .images import ImageInput, prepare
+from .model import VAE
+
+MAX_SAMPLES = 64
+MIN_STEPS, MAX_STEPS = 2, 32
+MAX_TEMPERATURE = 5.0
+MAX_LATENT_ABS = 1e3  # |z| beyond this is no longer a question about the model
+POSTERIOR_SEED = 0  # ELBO terms use seeded posterior samples so the same upload gives the same numbers
+
+
+class InputError(ValueError):
+    """A parameter a person chose that cannot be used, with a message saying which values work."""
+
+
+@dataclass
+class Reconstruction:
+    input: torch.Tensor  # (1, C, H, W) the upload as the model sees it
+    reconstruction: torch.Tensor  # (1, C, H, W) decode(mu)
+    error: torch.Tensor  # (H, W) per-pixel squared error, averaged over channels
+    mu: torch.Tensor  # (D,)
+    logvar: torch.Tensor  # (D,)
+    posterior_samples: torch.Tensor  # (K, C, H, W) decode(z) for z ~ q(z|x)
+    metrics: dict
+
+
+def _int(value, name: str, lo: int, hi: int) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.") from None
+    if not math.isfinite(f) or f != int(f) or not lo <= f <= hi:
+        raise InputError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}.")
+    return int(f)
+
+
+def check_seed(seed) -> int:
+    """Any whole number (int, integral float, digit string; any size) -> a torch seed in 0 .. 2**63 - 1."""
+    if isinstance(seed, bool):
+        seed = int(seed)
+    if isinstance(seed, int):
+        return seed % (2**63)
+    if isinstance(seed, str) and re.fullmatch(r"\s*[+-]?\d{1,4300}\s*", seed):
+        return int(seed) % (2**63)
+    try:
+        f = float(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"seed must be a whole number; got {seed!r}.") from None
+    if not math.isfinite(f) or f != int(f):
+        raise InputError(f"seed must be a whole number; got {seed!r}.")
+    return int(f) % (2**63)
+
+
+def check_temperature(t) -> float:
+    try:
+        f = float(t)
+    except (TypeError, ValueError):
+        raise InputError(f"temperature must be a number above 0 and at most {MAX_TEMPERATURE:g}; got {t!r}.") from None
+    if not math.isfinite(f) or not 0 < f <= MAX_TEMPERATURE:
+        raise InputError(f"temperature must be a number above 0 and at most {MAX_TEMPERATURE:g}; got {t!r}.")
+    return f
+
+
+def image_tensor(vae: VAE, image: ImageInput) -> torch.Tensor:
+    """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it."""
+    return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device)
+
+
+@torch.inference_mode()
+def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruction:
+    """An image -> its reconstruction from the posterior mean, error map, posterior samples and metrics.
+
+    ELBO terms (nats): reconstruction = -E_q[log p(x|z)] averaged over the seeded posterior samples,
+    KL = KL(q(z|x) || N(0, I)) in closed form; ELBO = -(reconstruction + KL) is a lower bound on log p(x).
+    """
+    x = image_tensor(vae, image)
+    mu, logvar = vae.encode(x)
+    x_hat = vae.decode(mu)
+    g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
+    k = max(1, n_posterior)
+    z = vae.reparameterize(mu.expand(k, -1), logvar.expand(k, -1), generator=g)
+    logits = vae.decode_logits(z)
+    rec = vae.reconstruction_nll(x.expand(k, -1, -1, -1), logits).mean().item()
+    kl_dims = VAE.kl_per_dim(mu, logvar)[0]
+    kl = kl_dims.sum().item()
+    err = (x - x_hat).pow(2).mean(1)[0]
+    mse = err.mean().item()
+    metrics = {
+        "mse": mse,
+        "psnr": 10 * math.log10(1.0 / max(mse, 1e-10)),
+        "reconstruction_nll": rec,
+        "kl": kl,
+        "elbo": -(rec + kl),
+        "beta": vae.config.beta,
+        "likelihood": vae.config.likelihood,
+        "latent_dim": vae.config.latent_dim,
+    }
+    return Reconstruction(
+        input=x, reconstruction=x_hat, error=err, mu=mu[0], logvar=logvar[0],
+        posterior_samples=torch.sigmoid(logits), metrics=metrics,
+    )
+
+
+@torch.inference_mode()
+def sample(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
+    """n, seed, temperature -> (n, C, H, W) decoded from z ~ N(0, temperature^2 I); same seed, same images."""
+    n = _int(n, "n", 1, MAX_SAMPLES)
+    t = check_temperature(temperature)
+    g = torch.Generator().manual_seed(check_seed(seed))  # CPU generator: identical draws on every device
+    z = torch.randn(n, vae.config.latent_dim, generator=g) * t
+    return vae.decode(z.to(vae.device))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(D,), (D,), (T,) -> (T, D) spherical interpolation; falls back to lerp for (anti)parallel vectors"""
+    t = t[:, None]
+    na, nb = a.norm(), b.norm()
+    cos = torch.dot(a, b) / (na * nb).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-4 or (math.pi - omega).abs() < 1e-4 or na < 1e-8 or nb < 1e-8:
+        return (1 - t) * a + t * b
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+@torch.inference_mode()
+def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp") -> torch.Tensor:
+    """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
+    steps = _int(steps, "steps", MIN_STEPS, MAX_STEPS)
+    method = str(method).lower()
+    if method not in ("lerp", "slerp"):
+        raise InputError(f"method must be 'lerp' or 'slerp'; got {method!r}.")
+    mu_a = vae.encode(image_tensor(vae, image_a))[0][0]
+    mu_b = vae.encode(image_tensor(vae, image_b))[0][0]
+    t = torch.linspace(0, 1, steps, device=mu_a.device)
+    z = slerp(mu_a, mu_b, t) if method == "slerp" else (1 - t[:, None]) * mu_a + t[:, None] * mu_b
+    return vae.decode(z)
+
+
+@torch.inference_mode()
+def encode_mean(vae: VAE, image: ImageInput) -> tuple:
+    """An image -> (mu, logvar) as lists of latent_dim floats."""
+    mu, logvar = vae.encode(image_tensor(vae, image))
+    return mu[0].tolist(), logvar[0].tolist()
+
+
+def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
+    """A list of latent_dim finite numbers -> (1, D) tensor on the model's device."""
+    d = vae.config.latent_dim
+    if isinstance(z, dict) and "z" in z:
+        z = z["z"]
+    if not isinstance(z, (list, tuple)) or len(z) != d:
+        got = f"{len(z)} values" if isinstance(z, (list, tuple)) else type(z).__name__
+        raise InputError(f"z must be a list of {d} numbers (the model's latent size); got {got}.")
+    try:
+        vals = [float(v) for v in z]
+    except (TypeError, ValueError):
+        raise InputError("z must contain only numbers.") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_LATENT_ABS for v in vals):
+        raise InputError(f"z must contain finite numbers between -{MAX_LATENT_ABS:g} and {MAX_LATENT_ABS:g}.")
+    return torch.tensor([vals], dtype=torch.float32, device=vae.device)
+
+
+@torch.inference_mode()
+def decode_latent(vae: VAE, z: Sequence) -> torch.Tensor:
+    """A list of latent_dim floats -> (1, C, H, W) in [0, 1]."""
+    return vae.decode(check_latent(vae, z))
+
+
+def slider_order(vae: VAE) -> list:
+    """Latent dimensions, most informative first (average test-set KL), or 0..D-1 without stats."""
+    stats = getattr(getattr(vae, "info", None), "stats", None) or {}
+    order = stats.get("kl_order")
+    d = vae.config.latent_dim
+    if isinstance(order, list) and sorted(order) == list(range(d)):
+        return order
+    return list(range(d))
+
+
+def random_latent(vae: VAE, seed=0) -> list:
+    g = torch.Generator().manual_seed(check_seed(seed))
+    return torch.randn(vae.config.latent_dim, generator=g).tolist()

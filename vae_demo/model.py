@@ -1,0 +1,169 @@
+"""A convolutional VAE: encoder -> (mu, logvar), z = mu + sigma * eps, decoder -> image.
+
+No `from __future__ import annotations` here: PyTorchModelHubMixin reads the real type of
+`config` from `__init__` to rebuild the dataclass from config.json.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class VAEConfig:
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 32
+    # Feature maps per stride-2 stage; image_size must divide by 2 ** len(hidden_channels).
+    hidden_channels: tuple = (32, 64)
+    hidden_dim: int = 512  # width of the dense layer between the conv stack and the latent
+    # "bernoulli": decoder outputs pixel logits (binary data, e.g. binarized MNIST);
+    # "gaussian": decoder outputs means in [0, 1] with a fixed std `gaussian_std`.
+    likelihood: str = "bernoulli"
+    gaussian_std: float = 0.1
+    beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1)
+    dataset: str = ""  # what the weights were trained on, for the UI; empty for untrained models
+    # Class names of the training data, if any (for labelling latent maps).
+    class_names: Optional[list] = None
+
+    def __post_init__(self):
+        self.hidden_channels = tuple(int(c) for c in self.hidden_channels)
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}.")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}.")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {self.latent_dim}.")
+        if not self.hidden_channels:
+            raise ValueError("hidden_channels needs at least one stage.")
+        factor = 2 ** len(self.hidden_channels)
+        if self.image_size % factor != 0:
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2 ** len(hidden_channels) = {factor}; "
+                "change image_size or use fewer stages in hidden_channels."
+            )
+        if self.beta < 0 or self.gaussian_std <= 0:
+            raise ValueError("beta must be >= 0 and gaussian_std > 0.")
+
+
+@dataclass
+class VAEOutput:
+    reconstruction: torch.Tensor  # (B, C, H, W) in [0, 1]
+    mu: torch.Tensor  # (B, D)
+    logvar: torch.Tensor  # (B, D)
+    z: torch.Tensor  # (B, D) the latent actually decoded
+    rec_loss: Optional[torch.Tensor] = None  # (B,) -log p(x|z) in nats
+    kl: Optional[torch.Tensor] = None  # (B,) KL(q(z|x) || N(0, I)) in nats
+    loss: Optional[torch.Tensor] = None  # scalar: mean(rec_loss + beta * kl)
+
+
+def _down(c_in: int, c_out: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()
+    )
+
+
+def _up(c_in: int, c_out: int) -> nn.Module:
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()
+    )
+
+
+class VAE(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="vae-demo",
+    tags=["vae", "variational-autoencoder", "vae-demo"],
+    license="mit",
+):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        if isinstance(config, dict):  # tolerate a plain dict (e.g. read by hand from config.json)
+            config = VAEConfig(**config)
+        self.config = config
+        chans = config.hidden_channels
+        self.bottom = config.image_size // 2 ** len(chans)
+        flat = chans[-1] * self.bottom**2
+
+        stages, c_in = [], config.channels
+        for c in chans:
+            stages.append(_down(c_in, c))
+            c_in = c
+        self.encoder = nn.Sequential(*stages, nn.Flatten(), nn.Linear(flat, config.hidden_dim), nn.SiLU())
+        self.to_moments = nn.Linear(config.hidden_dim, 2 * config.latent_dim)
+
+        self.from_latent = nn.Sequential(
+            nn.Linear(config.latent_dim, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
+        )
+        ups = [_up(chans[i], chans[i - 1]) for i in range(len(chans) - 1, 0, -1)]
+        ups.append(_up(chans[0], chans[0]))
+        self.decoder = nn.Sequential(*ups, nn.Conv2d(chans[0], config.channels, 3, padding=1))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) in [0, 1] -> (B, D) mean and (B, D) log-variance of q(z|x)"""
+        h = self.to_moments(self.encoder(x * 2 - 1))
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, C, H, W) unbounded decoder output (Bernoulli logits or pre-sigmoid means)"""
+        h = self.from_latent(z).view(-1, self.config.hidden_channels[-1], self.bottom, self.bottom)
+        return self.decoder(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, C, H, W) in [0, 1]; pixel probabilities for a Bernoulli likelihood"""
+        return torch.sigmoid(self.decode_logits(z))
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I): sampling that gradients can flow through"""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """targets (B, C, H, W), decoder output (B, C, H, W) -> (B,) -log p(x|z) in nats"""
+        if self.config.likelihood == "bernoulli":
+            nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        else:
+            std = self.config.gaussian_std
+            nll = 0.5 * ((x - torch.sigmoid(logits)) / std) ** 2 + math.log(std) + 0.5 * math.log(2 * math.pi)
+        return nll.flatten(1).sum(1)
+
+    @staticmethod
+    def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """(B, D), (B, D) -> (B, D) KL(N(mu, sigma^2) || N(0, 1)) per latent dimension, in nats"""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sample_posterior: bool = True,
+        generator: Optional[torch.Generator] = None,
+        compute_loss: bool = False,
+        target: Optional[torch.Tensor] = None,
+        beta: Optional[float] = None,
+    ) -> VAEOutput:
+        """(B, C, H, W) in [0, 1] -> VAEOutput; `target` defaults to x (pass the binarized x when training)"""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator) if sample_posterior else mu
+        logits = self.decode_logits(z)
+        out = VAEOutput(reconstruction=torch.sigmoid(logits), mu=mu, logvar=logvar, z=z)
+        if compute_loss:
+            out.rec_loss = self.reconstruction_nll(x if target is None else target, logits)
+            out.kl = self.kl_per_dim(mu, logvar).sum(1)
+            b = self.config.beta if beta is None else beta
+            out.loss = (out.rec_loss + b * out.kl).mean()
+        return out

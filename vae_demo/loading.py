@@ -84,7 +84,7 @@ def load_vae(
 def _resolve(source: str, revision, allow_local: bool, cache_dir, token) -> Path:
     if source in bundled_models():
         return CHECKPOINTS_DIR / source  # no network call at all
-    looks_local = source.startswith((".", "/", "~", "\\")) or source.count("/") != 1 or "\\" in source
+    looks_local = source.startswith((".", "/", "~", "\\")) or source.count("/") > 1 or "\\" in source
     if allow_local:
         path = Path(source).expanduser()
         if path.is_dir():
@@ -102,9 +102,14 @@ def _resolve(source: str, revision, allow_local: bool, cache_dir, token) -> Path
 
 
 def _download(repo_id: str, revision, cache_dir, token) -> Path:
-    """Fetch config.json + model.safetensors (and optional extras) into the Hub cache; return the snapshot folder."""
+    """Fetch config.json + model.safetensors (and optional extras) into the Hub cache; return the snapshot folder.
+
+    huggingface_hub retries an unreachable Hub with backoff for ~20 s when the file is not cached. We
+    first probe once, without retries and with a short timeout; if the Hub does not answer we use the
+    local cache only, so an offline machine fails (or succeeds from cache) within seconds.
+    """
     # Imported here so that HF_ENDPOINT / HF_HUB_OFFLINE set by the caller before the first load apply.
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, is_offline_mode
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -115,16 +120,29 @@ def _download(repo_id: str, revision, cache_dir, token) -> Path:
     )
 
     where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
-
-    def fetch(filename: str) -> str:
-        return hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=cache_dir, token=token, etag_timeout=HUB_TIMEOUT
-        )
-
+    unreachable = "offline mode (HF_HUB_OFFLINE=1)" if is_offline_mode() else None
     try:
+        if unreachable is None:
+            try:
+                get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), token=token, timeout=HUB_TIMEOUT)
+            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+                raise
+            except HfHubHTTPError as e:
+                unreachable = f"the Hub answered HTTP {getattr(e.response, 'status_code', '?')}"
+            except Exception as e:  # refused, DNS failure, timeout: httpx errors share no base with OSError
+                unreachable = f"the Hub could not be reached ({type(e).__name__})"
+
+        def fetch(filename: str) -> str:
+            return hf_hub_download(
+                repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
+                etag_timeout=HUB_TIMEOUT, local_files_only=unreachable is not None,
+            )
+
         config_path = fetch(CONFIG_NAME)
         try:
             fetch(WEIGHTS_NAME)
+        except LocalEntryNotFoundError:
+            raise
         except EntryNotFoundError:
             raise ModelLoadError(
                 f"The Hub repo {where} has no {WEIGHTS_NAME}. This app loads safetensors weights only and never "
@@ -135,22 +153,22 @@ def _download(repo_id: str, revision, cache_dir, token) -> Path:
                 fetch(extra)
     except ModelLoadError:
         raise
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise ModelLoadError(
+            f"Could not load {where}: {unreachable or 'the Hub could not be reached'}, and the model is not in the "
+            "local cache. The models already loaded keep working."
+        ) from None
     except RepositoryNotFoundError:
         raise ModelLoadError(f"The Hub repo {repo_id!r} was not found (or it is private and no token was given).") from None
     except RevisionNotFoundError:
         raise ModelLoadError(f"The Hub repo {repo_id!r} has no revision {revision!r}.") from None
     except EntryNotFoundError:
         raise ModelLoadError(f"The Hub repo {where} has no {CONFIG_NAME}; it is not a vae-demo model.") from None
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        raise ModelLoadError(
-            f"Could not download {where}: the Hugging Face Hub cannot be reached (offline, or HF_HUB_OFFLINE=1) "
-            "and the model is not in the local cache. The models already loaded keep working."
-        ) from None
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", "an error")
         raise ModelLoadError(f"The Hugging Face Hub answered {status} while fetching {where}; try again later.") from None
-    except (OSError, ValueError) as e:  # timeouts, refused connections, broken transfers
-        raise ModelLoadError(f"Could not download {where} from the Hugging Face Hub: {type(e).__name__}.") from None
+    except Exception as e:  # timeouts, refused connections, broken or truncated transfers
+        raise ModelLoadError(f"Could not download {where} from the Hugging Face Hub ({type(e).__name__}); try again later.") from None
     return Path(config_path).parent
 
 

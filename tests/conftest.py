@@ -1,0 +1,37 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# Tests never touch the real Hub: anything that slips through fails fast instead of retrying.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+torch.set_num_threads(1)
+
+from vae_demo.model import VAE, VAEConfig  # noqa: E402
+
+EXAMPLES = sorted((ROOT / "checkpoints" / "mnist" / "examples").glob("*.png"))
+TINY = dict(image_size=8, channels=1, latent_dim=3, hidden_channels=(4,), hidden_dim=16)
+
+
+@pytest.fixture
+def tiny_vae() -> VAE:
+    torch.manual_seed(0)
+    return VAE(VAEConfig(**TINY)).eval()
+
+
+@pytest.fixture
+def tiny_folder(tmp_path, tiny_vae) -> Path:
+    folder = tmp_path / "tiny"
+    tiny_vae.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def examples() -> list:
+    assert len(EXAMPLES) >= 10, "checkpoints/mnist/examples should hold one test digit per class"
+    return EXAMPLES

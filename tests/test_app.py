@@ -1,0 +1,89 @@
+"""The served app, through gradio_client, against a real launch() on 127.0.0.1."""
+
+import json
+import socket
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    import app
+
+    demo = app.create_demo(["mnist"], "cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def pixels(path) -> list:
+    with Image.open(path) as im:
+        return im.convert("L").resize((28, 28), Image.NEAREST).tobytes()
+
+
+def mse(a, b) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b)) / len(a)
+
+
+def test_api_lists_every_documented_endpoint(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/reconstruct", "/sample", "/interpolate", "/encode", "/decode", "/models"} <= names
+
+
+def test_reconstruct_is_closer_to_its_input_than_to_another_digit(client, examples):
+    rec, seen, err, posterior, metrics, summary = client.predict(image=handle_file(str(examples[3])), api_name="/reconstruct")
+    with Image.open(rec) as im:
+        assert im.format == "PNG"
+    assert {"mse", "psnr"} <= set(metrics) and metrics["psnr"] > 10
+    other = client.predict(image=handle_file(str(examples[6])), model="mnist", api_name="/reconstruct")[1]
+    assert mse(pixels(rec), pixels(seen)) < mse(pixels(rec), pixels(other))
+    assert len(posterior) == 8 and "ELBO" in summary
+
+
+def test_sample_gallery_follows_n_and_seed(client):
+    a = client.predict(model="mnist", n=6, seed=1, temperature=1.0, api_name="/sample")
+    b = client.predict(n=6, seed=1, temperature=1.0, api_name="/sample")
+    c = client.predict(n=6, seed=2, temperature=1.0, api_name="/sample")
+    assert len(a) == 6
+    assert pixels(a[0]["image"]) == pixels(b[0]["image"])
+    assert pixels(a[0]["image"]) != pixels(c[0]["image"])
+
+
+def test_interpolate_returns_frames_and_a_gif(client, examples):
+    frames, anim, gif = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
+                                       steps=7, method="slerp", api_name="/interpolate")
+    assert len(frames) == 7
+    with Image.open(gif) as g:
+        assert g.format == "GIF" and g.n_frames >= 7
+
+
+def test_encode_decode_round_trip(client, examples):
+    mu = client.predict(image=handle_file(str(examples[9])), api_name="/encode")
+    (m,) = client.predict(api_name="/models")
+    assert isinstance(mu, list) and len(mu) == m["latent_dim"]
+    dec = client.predict(z=json.dumps(mu), api_name="/decode")
+    rec = client.predict(image=handle_file(str(examples[9])), api_name="/reconstruct")[0]
+    assert mse(pixels(dec), pixels(rec)) < 1.0
+
+
+def test_bad_upload_gives_a_clear_error_and_the_server_keeps_serving(client, tmp_path, examples):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(image=handle_file(str(bad)), api_name="/encode")
+    with pytest.raises(Exception, match="z must be a list of"):
+        client.predict(z="[1, 2, 3]", api_name="/decode")
+    with pytest.raises(Exception, match="not in the list of choices|No model named"):
+        client.predict(n=1, model="nope", api_name="/sample")
+    assert len(client.predict(image=handle_file(str(examples[2])), api_name="/encode")) > 0

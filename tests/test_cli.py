@@ -1,0 +1,39 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vae_demo", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_sample_reconstruct_interpolate(tmp_path, examples):
+    r = run("sample", "-n", "16", "--seed", "0", "-o", str(tmp_path / "grid.png"), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "grid.png") as g:
+        assert g.size[0] > g.size[1] > 0
+    r = run("reconstruct", str(examples[3]), "-o", str(tmp_path / "rec.png"))
+    assert r.returncode == 0 and '"psnr"' in r.stdout
+    r = run("interpolate", str(examples[3]), str(examples[4]), "--steps", "5", "-o", str(tmp_path / "anim.gif"))
+    assert r.returncode == 0
+    with Image.open(tmp_path / "anim.gif") as g:
+        assert g.n_frames == 5 + 3
+
+
+def test_cli_errors_are_one_line_not_a_traceback(tmp_path):
+    r = run("reconstruct", str(ROOT / "README.md"), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "not an image" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_hf_hub_offline_is_honoured_and_fails_fast(tmp_path):
+    t0 = time.monotonic()
+    r = run("sample", "--model", "someone/vae", "-o", str(tmp_path / "x.png"), env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    assert r.returncode == 2 and "offline" in r.stderr and "Traceback" not in r.stderr
+    assert time.monotonic() - t0 < 30  # process start + torch import; no network retries

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from vae_demo.model import VAE, VAEConfig
+
+from conftest import TINY
+
+
+@pytest.mark.parametrize("cfg", [TINY, dict(image_size=28, latent_dim=5, hidden_channels=(8, 16), hidden_dim=32),
+                                 dict(image_size=16, channels=3, latent_dim=4, hidden_channels=(4, 8), hidden_dim=16,
+                                      likelihood="gaussian")])
+def test_shapes_and_ranges(cfg):
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(**cfg)).eval()
+    c = vae.config
+    x = torch.rand(5, c.channels, c.image_size, c.image_size)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (5, c.latent_dim)
+    x_hat = vae.decode(torch.randn(5, c.latent_dim) * 10)
+    assert x_hat.shape == x.shape
+    assert x_hat.min() >= 0 and x_hat.max() <= 1
+    out = vae(x, compute_loss=True)
+    assert out.rec_loss.shape == out.kl.shape == (5,)
+    assert (out.kl >= 0).all()
+    assert torch.isclose(out.loss, (out.rec_loss + c.beta * out.kl).mean())
+
+
+def test_posterior_sampling_is_seeded_and_mean_is_deterministic(tiny_vae):
+    x = torch.rand(2, 1, 8, 8)
+    a = tiny_vae(x, generator=torch.Generator().manual_seed(1)).z
+    b = tiny_vae(x, generator=torch.Generator().manual_seed(1)).z
+    c = tiny_vae(x, generator=torch.Generator().manual_seed(2)).z
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(tiny_vae(x, sample_posterior=False).z, tiny_vae.encode(x)[0])
+
+
+def test_kl_is_zero_exactly_at_the_prior():
+    mu, logvar = torch.zeros(1, 4), torch.zeros(1, 4)
+    assert VAE.kl_per_dim(mu, logvar).abs().max() < 1e-7
+    assert (VAE.kl_per_dim(mu + 1, logvar) > 0.49).all()  # 0.5 * mu^2
+
+
+@pytest.mark.parametrize("bad, words", [(dict(image_size=30, hidden_channels=(8, 16)), "divisible"),
+                                        (dict(likelihood="poisson"), "likelihood"),
+                                        (dict(channels=2), "channels"), (dict(latent_dim=0), "latent_dim")])
+def test_config_rejects_bad_values_with_a_message(bad, words):
+    with pytest.raises(ValueError, match=words):
+        VAEConfig(**bad)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tiny_vae, tiny_folder):
+    loaded = VAE.from_pretrained(str(tiny_folder), strict=True)
+    assert isinstance(loaded.config, VAEConfig) and loaded.config == tiny_vae.config
+    x = torch.rand(3, 1, 8, 8)
+    z = torch.randn(3, 3)
+    assert torch.equal(tiny_vae.encode(x)[0], loaded.encode(x)[0])
+    assert torch.equal(tiny_vae.decode(z), loaded.decode(z))
+    assert (tiny_folder / "model.safetensors").is_file() and not (tiny_folder / "pytorch_model.bin").exists()

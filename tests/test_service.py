@@ -1,0 +1,71 @@
+import json
+
+import pytest
+from PIL import Image
+
+from vae_demo.images import ImageError
+from vae_demo.inference import InputError
+from vae_demo.loading import ModelLoadError
+from vae_demo.service import DemoService
+
+
+@pytest.fixture(scope="module")
+def service():
+    import torch
+
+    return DemoService.from_sources(["mnist"], torch.device("cpu"))
+
+
+def test_reconstruct_handler_returns_images_and_metrics(service, examples):
+    rec, seen, err, posterior, metrics, _ = service.reconstruct({"path": str(examples[2])}, "mnist")
+    assert all(isinstance(i, Image.Image) for i in (rec, seen, err, *posterior))
+    assert rec.size == seen.size == err.size == (224, 224)
+    assert {"mse", "psnr", "kl", "reconstruction_nll", "elbo"} <= set(metrics)
+    json.dumps(metrics)  # JSON-ready
+
+
+def test_sample_handler_gives_n_images(service):
+    imgs = service.sample("mnist", 5, 3, 1.0)
+    assert len(imgs) == 5
+    assert imgs[0].tobytes() == service.sample("mnist", 5, 3, 1.0)[0].tobytes()
+
+
+def test_interpolate_handler_writes_a_gif(service, examples):
+    frames, gif = service.interpolate(str(examples[1]), str(examples[8]), None, 4, "slerp")
+    assert len(frames) == 4
+    with Image.open(gif) as g:
+        assert g.format == "GIF" and g.n_frames >= 4
+
+
+def test_decode_accepts_json_text_and_lists(service):
+    z = [0.0] * service.registry.get().config.latent_dim
+    assert service.decode(json.dumps(z)).size == service.decode(z).size
+    with pytest.raises(InputError, match="JSON list"):
+        service.decode("[1, 2")
+
+
+def test_sliders_write_values_in_kl_order(service, examples):
+    base = service.latent_from_image(str(examples[4]))
+    order = service.slider_order()
+    moved = service.decode_with_sliders(None, base, [base[order[0]] + 3.0])
+    same = service.decode_with_sliders(None, base, [base[order[0]]])
+    assert same.tobytes() == service.decode(base).tobytes()
+    assert moved.tobytes() != same.tobytes()
+
+
+def test_errors_are_user_errors(service):
+    with pytest.raises(ImageError):
+        service.reconstruct(None, "mnist")
+    with pytest.raises(ImageError, match="two images"):
+        service.interpolate(None, None)
+    with pytest.raises(ModelLoadError, match="No model named"):
+        service.sample("nonexistent", 1, 0, 1.0)
+    with pytest.raises(ModelLoadError):
+        service.load_model("/etc")
+
+
+def test_models_lists_the_loaded_models(service):
+    (m,) = service.models()
+    assert m["name"] == "mnist" and m["latent_dim"] == service.registry.get().config.latent_dim
+    assert (m["image_size"], m["channels"]) == (28, 1)
+    assert "mnist" in service.model_card()

@@ -1,0 +1,82 @@
+"""Command line: the app's operations without a browser.
+
+    python -m vae_demo reconstruct digit.png -o rec.png
+    python -m vae_demo sample -n 16 --seed 0 -o grid.png
+    python -m vae_demo interpolate a.png b.png --steps 8 -o anim.gif
+    python -m vae_demo models
+"""
+
+import argparse
+import json
+import sys
+
+import torch
+from tqdm import tqdm
+
+from . import inference
+from .device import DEVICE_CHOICES, pick_device
+from .images import grid, save_gif, to_pil
+from .loading import bundled_models, load_vae
+from .service import USER_ERRORS
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vae_demo", description="See what a variational autoencoder does.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--model", default="mnist", help="bundled name, local folder or Hub repo id (default: mnist)")
+        sp.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a repo id")
+        sp.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+        return sp
+
+    r = common(sub.add_parser("reconstruct", help="encode and decode an image"))
+    r.add_argument("input")
+    r.add_argument("-o", "--output", required=True, help="PNG: input | reconstruction side by side")
+    s = common(sub.add_parser("sample", help="decode random z ~ N(0, T^2 I) into a grid"))
+    s.add_argument("-n", type=int, default=16)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("-o", "--output", required=True)
+    i = common(sub.add_parser("interpolate", help="walk the latent space from image A to image B"))
+    i.add_argument("a")
+    i.add_argument("b")
+    i.add_argument("--steps", type=int, default=8)
+    i.add_argument("--method", choices=["lerp", "slerp"], default="lerp")
+    i.add_argument("-o", "--output", required=True, help=".gif for an animation, anything else for a strip PNG")
+    sub.add_parser("models", help="list the bundled models")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.command == "models":
+        print("\n".join(bundled_models()))
+        return 0
+    try:
+        steps = tqdm(total=2, desc=args.command, leave=False, disable=not sys.stderr.isatty())
+        vae = load_vae(args.model, device=pick_device(args.device), revision=args.revision)
+        steps.update()
+        if args.command == "reconstruct":
+            rec = inference.reconstruct(vae, args.input)
+            grid(torch.cat([rec.input, rec.reconstruction]), nrow=2, scale=4).save(args.output)
+            print(json.dumps({k: v for k, v in rec.metrics.items()}, indent=1))
+        elif args.command == "sample":
+            grid(inference.sample(vae, args.n, args.seed, args.temperature), nrow=8, scale=2).save(args.output)
+        else:
+            frames = inference.interpolate(vae, args.a, args.b, args.steps, args.method)
+            if args.output.lower().endswith(".gif"):
+                save_gif([to_pil(f, 4) for f in frames], args.output)
+            else:
+                grid(frames, nrow=len(frames), scale=2).save(args.output)
+        steps.update()
+        steps.close()
+    except (*USER_ERRORS, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

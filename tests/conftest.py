@@ -35,3 +35,5 @@ def tiny_folder(tmp_path, tiny_vae) -> Path:
 def examples() -> list:
     assert len(EXAMPLES) >= 10, "checkpoints/mnist/examples should hold one test digit per class"
     return EXAMPLES
+
+from fakehub import fake_hub, hub_fail_fast  # noqa: E402,F401  (pytest fixtures from tests/fakehub.py)

@@ -24,6 +24,7 @@ class VAEConfig:
     # Feature maps per stride-2 stage; image_size must divide by 2 ** len(hidden_channels).
     hidden_channels: tuple = (32, 64)
     hidden_dim: int = 512  # width of the dense layer between the conv stack and the latent
+    block_convs: int = 1  # extra 3x3 convs after each stride-2 stage; 0 gives a lean net for large images
     # "bernoulli": decoder outputs pixel logits (binary data, e.g. binarized MNIST);
     # "gaussian": decoder outputs means in [0, 1] with a fixed std `gaussian_std`.
     likelihood: str = "bernoulli"
@@ -49,6 +50,8 @@ class VAEConfig:
                 f"image_size {self.image_size} must be divisible by 2 ** len(hidden_channels) = {factor}; "
                 "change image_size or use fewer stages in hidden_channels."
             )
+        if self.block_convs < 0:
+            raise ValueError(f"block_convs must be 0 or more, got {self.block_convs}.")
         if self.beta < 0 or self.gaussian_std <= 0:
             raise ValueError("beta must be >= 0 and gaussian_std > 0.")
 
@@ -64,16 +67,18 @@ class VAEOutput:
     loss: Optional[torch.Tensor] = None  # scalar: mean(rec_loss + beta * kl)
 
 
-def _down(c_in: int, c_out: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()
-    )
+def _down(c_in: int, c_out: int, extra: int) -> nn.Module:
+    layers = [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+    for _ in range(extra):
+        layers += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()]
+    return nn.Sequential(*layers)
 
 
-def _up(c_in: int, c_out: int) -> nn.Module:
-    return nn.Sequential(
-        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()
-    )
+def _up(c_in: int, c_out: int, extra: int) -> nn.Module:
+    layers = [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
+    for _ in range(extra):
+        layers += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.SiLU()]
+    return nn.Sequential(*layers)
 
 
 class VAE(
@@ -94,7 +99,7 @@ class VAE(
 
         stages, c_in = [], config.channels
         for c in chans:
-            stages.append(_down(c_in, c))
+            stages.append(_down(c_in, c, config.block_convs))
             c_in = c
         self.encoder = nn.Sequential(*stages, nn.Flatten(), nn.Linear(flat, config.hidden_dim), nn.SiLU())
         self.to_moments = nn.Linear(config.hidden_dim, 2 * config.latent_dim)
@@ -102,8 +107,8 @@ class VAE(
         self.from_latent = nn.Sequential(
             nn.Linear(config.latent_dim, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
         )
-        ups = [_up(chans[i], chans[i - 1]) for i in range(len(chans) - 1, 0, -1)]
-        ups.append(_up(chans[0], chans[0]))
+        ups = [_up(chans[i], chans[i - 1], config.block_convs) for i in range(len(chans) - 1, 0, -1)]
+        ups.append(_up(chans[0], chans[0], config.block_convs))
         self.decoder = nn.Sequential(*ups, nn.Conv2d(chans[0], config.channels, 3, padding=1))
 
     @property

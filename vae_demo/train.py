@@ -1,6 +1,8 @@
-"""Train a VAE on MNIST or Fashion-MNIST and save it as a checkpoint folder.
+"""Train a VAE on MNIST, Fashion-MNIST or generated dSprites and save it as a checkpoint folder.
 
     python -m vae_demo.train --dataset mnist --epochs 40 --out checkpoints/mnist
+    python -m vae_demo.train --dataset dsprites --beta 4 --latent-dim 10 --hidden-channels 16 32 32 64 \
+        --block-convs 0 --hidden-dim 256 --epoch-size 75000 --epochs 8 --warmup-epochs 1 --no-binarize --out checkpoints/dsprites
 
 Reads top to bottom: options, data, model, loop (KL warm-up, cosine learning rate), and after every
 epoch a test-set ELBO and a save, so an interrupted run still leaves a usable checkpoint.
@@ -17,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .data import DATASETS, DEFAULT_ROOT, binarize, export_examples, fixed_binarized_test_set, load_dataset
+from .data import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from .device import pick_device
 from .model import VAE, VAEConfig
 from .stats import latent_statistics
@@ -25,7 +27,8 @@ from .stats import latent_statistics
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae_demo.train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=DATASETS, default="mnist")
+    p.add_argument("--dataset", choices=DATASETS + ("dsprites",), default="mnist")
+    p.add_argument("--epoch-size", type=int, default=100_000, help="dsprites: freshly generated images per epoch")
     p.add_argument("--data-root", default=DEFAULT_ROOT)
     p.add_argument("--out", required=True, help="checkpoint folder to write (config.json, model.safetensors, ...)")
     p.add_argument("--epochs", type=int, default=40)
@@ -34,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--hidden-channels", type=int, nargs="+", default=[32, 64])
     p.add_argument("--hidden-dim", type=int, default=512)
+    p.add_argument("--block-convs", type=int, default=1, help="extra 3x3 convs per stage (0: lean, for 64x64 data)")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
@@ -70,7 +74,9 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
         "---",
         f"# {out.name}: a convolutional VAE trained on {args.dataset}",
         "",
-        f"Trained by this project's own trainer on {args.dataset} (60,000 training images, 28x28 grey), "
+        f"Trained by this project's own trainer on {args.dataset} "
+        + ("(procedurally generated 64x64 binary sprites, a fresh sample of "
+           f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else "(60,000 training images, 28x28 grey), ")
         + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, beta = {args.beta}.",
         "",
@@ -102,21 +108,31 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    train = load_dataset(args.dataset, train=True, root=args.data_root)
-    if args.binarize:
-        test = fixed_binarized_test_set(args.dataset, root=args.data_root, seed=0)
+    if args.dataset == "dsprites":  # generated, never downloaded: a fresh sample every epoch
+        from .dsprites import FACTORS, generate, sample_factors
+
+        test_factors = sample_factors(5000, rng=10_000)
+        test = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
+        train = None
+        n_train = args.epoch_size
+        export_examples(test, out / "examples", per_class=3, max_images=9)
     else:
-        test = load_dataset(args.dataset, train=False, root=args.data_root)
-    export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
+        train = load_dataset(args.dataset, train=True, root=args.data_root)
+        n_train = len(train.images)
+        if args.binarize:
+            test = fixed_binarized_test_set(args.dataset, root=args.data_root, seed=0)
+        else:
+            test = load_dataset(args.dataset, train=False, root=args.data_root)
+        export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
 
     config = VAEConfig(
-        image_size=28, channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
-        hidden_dim=args.hidden_dim, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
-        class_names=train.class_names,
+        image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
+        hidden_dim=args.hidden_dim, block_convs=args.block_convs, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
+        class_names=test.class_names,
     )
     model = VAE(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    steps_per_epoch = math.ceil(len(train.images) / args.batch_size)
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
     gen = torch.Generator().manual_seed(args.seed)
@@ -125,12 +141,17 @@ def main(argv=None) -> None:
     for epoch in range(1, args.epochs + 1):
         model.train()
         t0 = time.time()
-        perm = torch.randperm(len(train.images), generator=gen)
+        if train is None:
+            epoch_factors = sample_factors(n_train, rng=args.seed * 1000 + epoch)
+        else:
+            perm = torch.randperm(n_train, generator=gen)
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5)
         for b in bar:
-            idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-            x = train.images[idx]
+            if train is None:
+                x = generate(epoch_factors[b * args.batch_size : (b + 1) * args.batch_size])
+            else:
+                x = train.images[perm[b * args.batch_size : (b + 1) * args.batch_size]]
             x = binarize(x, gen) if args.binarize else x
             x = x.to(device)
             beta = args.beta * min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
@@ -140,13 +161,13 @@ def main(argv=None) -> None:
             opt.step()
             sched.step()
             step += 1
-            n = len(idx)
+            n = len(x)
             sums["loss"] += outp.loss.item() * n
             sums["rec"] += outp.rec_loss.sum().item()
             sums["kl"] += outp.kl.sum().item()
-            bar.set_postfix(loss=f"{outp.loss.item():.1f}")
+            bar.set_postfix(loss=f"{outp.loss.item():.1f}", refresh=False)
         row = {"epoch": epoch, "beta": beta, "lr": sched.get_last_lr()[0], "device": str(device)}
-        row.update({f"train_{k}": v / len(train.images) for k, v in sums.items()})
+        row.update({f"train_{k}": v / n_train for k, v in sums.items()})
         row.update(evaluate_elbo(model, test.images))
         row["seconds"] = time.time() - t0
         log.append(row)

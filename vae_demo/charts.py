@@ -1,0 +1,133 @@
+"""Pictures that explain a model: posterior per dimension, training curves, the latent map.
+
+Drawn with matplotlib's Agg backend into PIL images (no display needed, thread-safe with the lock).
+"""
+
+import io
+import threading
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+_LOCK = threading.Lock()  # pyplot's state machine is not thread-safe; the app serves several users at once
+INK, MUTED, ACCENT, PRIOR = "#1f2937", "#9ca3af", "#ea580c", "#6366f1"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_pil(fig) -> Image.Image:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    _plt().close(fig)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[float], order: Optional[Sequence[int]] = None) -> Image.Image:
+    """Per latent dimension (in `order`): mu with a +-sigma bar against the prior N(0, 1), and KL below."""
+    plt = _plt()
+    mu, sigma, kl = map(np.asarray, (mu, sigma, kl))
+    order = np.asarray(order if order is not None else range(len(mu)))
+    x = np.arange(len(order))
+    with _LOCK:
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.2, 4.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+        a1.axhspan(-1, 1, color=PRIOR, alpha=0.08, lw=0)
+        a1.axhline(0, color=PRIOR, lw=0.8, alpha=0.6)
+        a1.errorbar(x, mu[order], yerr=sigma[order], fmt="o", ms=3.5, color=ACCENT, ecolor=INK, elinewidth=1, capsize=2)
+        a1.set_ylabel("μ ± σ")
+        a1.set_title("q(z|x) per dimension (shaded: the prior's ±1σ)", fontsize=10, loc="left")
+        a2.bar(x, kl[order], color=[ACCENT if k > 0.05 else MUTED for k in kl[order]])
+        a2.set_ylabel("KL (nats)")
+        a2.set_xticks(x, [f"z{d}" for d in order], rotation=90, fontsize=7)
+        a2.set_xlabel("latent dimension, most informative first (grey: ignored, q(z|x) ≈ prior)")
+        for a in (a1, a2):
+            a.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+        return _to_pil(fig)
+
+
+def training_curves(log: list) -> Image.Image:
+    """training_log.json rows -> reconstruction, KL and ELBO per epoch (train and test)."""
+    plt = _plt()
+    ep = [r["epoch"] for r in log]
+    with _LOCK:
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), dpi=100)
+        for ax, (key, title) in zip(axes, [("rec", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))"), ("elbo", "ELBO")]):
+            if key == "elbo":
+                train = [-(r["train_rec"] + r["train_kl"]) for r in log]
+            else:
+                train = [r[f"train_{key}"] for r in log]
+            ax.plot(ep, train, color=MUTED, label="train")
+            ax.plot(ep, [r[f"test_{key}"] for r in log], color=ACCENT, label="test")
+            ax.set_title(title + " (nats)", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.spines[["top", "right"]].set_visible(False)
+        axes[0].legend(frameon=False)
+        fig.tight_layout()
+        return _to_pil(fig)
+
+
+@dataclass
+class LatentMap:
+    """A scatter of the test set's latent means in 2-D, with the pixel <-> map-coordinate transform."""
+
+    image: Image.Image
+    xlim: tuple
+    ylim: tuple
+    box: tuple  # (left, top, right, bottom) of the axes in image pixels
+
+    def to_pixel(self, u: float, v: float) -> tuple:
+        l, t, r, b = self.box
+        return l + (u - self.xlim[0]) / (self.xlim[1] - self.xlim[0]) * (r - l), b - (v - self.ylim[0]) / (self.ylim[1] - self.ylim[0]) * (b - t)
+
+    def from_pixel(self, px: float, py: float) -> tuple:
+        l, t, r, b = self.box
+        return self.xlim[0] + (px - l) / (r - l) * (self.xlim[1] - self.xlim[0]), self.ylim[0] + (b - py) / (b - t) * (self.ylim[1] - self.ylim[0])
+
+    def marked(self, points: list) -> Image.Image:
+        """Copy of the map with markers: [(u, v, colour), ...] drawn as rings."""
+        from PIL import ImageDraw
+
+        img = self.image.copy()
+        d = ImageDraw.Draw(img)
+        for u, v, colour in points:
+            x, y = self.to_pixel(u, v)
+            for r, w in ((9, 4), (9, 2)):
+                d.ellipse([x - r, y - r, x + r, y + r], outline="white" if w == 4 else colour, width=w)
+        return img
+
+
+def latent_map(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], axis_names=("PC 1", "PC 2")) -> LatentMap:
+    """(N, 2) projected latent means and (N,) labels -> a coloured scatter with a legend."""
+    plt = _plt()
+    with _LOCK:
+        fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+        cmap = plt.get_cmap("tab10")
+        for c, name in enumerate(class_names):
+            sel = labels == c
+            ax.scatter(points[sel, 0], points[sel, 1], s=3, alpha=0.5, color=cmap(c % 10), label=str(name), rasterized=True)
+        pad = 0.05
+        lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+        span = hi - lo
+        ax.set_xlim(lo[0] - pad * span[0], hi[0] + pad * span[0])
+        ax.set_ylim(lo[1] - pad * span[1], hi[1] + pad * span[1])
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
+        ax.legend(markerscale=4, fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+        fig.canvas.draw()
+        bbox = ax.get_window_extent()
+        h = fig.get_size_inches()[1] * fig.dpi
+        box = (bbox.x0, h - bbox.y1, bbox.x1, h - bbox.y0)
+        xlim, ylim = ax.get_xlim(), ax.get_ylim()
+        return LatentMap(image=_to_pil(fig), xlim=tuple(xlim), ylim=tuple(ylim), box=box)

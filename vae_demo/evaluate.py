@@ -1,0 +1,179 @@
+"""Evaluate a bundled model on its test set and store what it knows beside its weights.
+
+    python -m vae_demo.evaluate mnist --k 200
+
+Writes into the checkpoint folder: metrics.json (ELBO terms, IWAE NLL with its k, MSE/PSNR, KL per
+dimension, active units, the PCA baseline), latent_stats.json (slider order, anomaly distribution),
+pca.safetensors (the PCA baseline), latent_map.safetensors (test-set means in 2-D), training_curves.png,
+and an "Evaluation" section in the model card.
+"""
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from .data import DEFAULT_ROOT, fixed_binarized_test_set, load_dataset
+from .device import pick_device
+from .evaluate_math import active_units, iwae_bound
+from .loading import load_vae
+from .model import VAE
+from .pca import fit_pca
+
+MSE_QUANTILES = np.linspace(0, 100, 201)  # percentiles of per-image reconstruction MSE (anomaly scale)
+PAPERS = [  # test NLL on dynamically binarized MNIST, nats (lower is better)
+    ("VAE, one stochastic layer (Burda et al. 2016, k=5000 eval)", 86.76),
+    ("IWAE k=50, one stochastic layer (Burda et al. 2016)", 84.78),
+    ("VAE reproduced by pythae (Chadebec et al. 2022)", 89.78),
+]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vae_demo.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("model", help="bundled model name or checkpoint folder")
+    p.add_argument("--k", type=int, default=200, help="importance samples for the IWAE bound")
+    p.add_argument("--n-test", type=int, default=0, help="evaluate on the first N test images only (0: all)")
+    p.add_argument("--data-root", default=DEFAULT_ROOT)
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+@torch.inference_mode()
+def encode_all(vae: VAE, images: torch.Tensor, batch_size: int = 1000) -> tuple:
+    """(N, C, H, W) -> (N, D) mu, (N, D) logvar, (N,) per-image MSE of decode(mu) against the input"""
+    mus, logvars, mses = [], [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(vae.device)
+        mu, logvar = vae.encode(x)
+        mses.append((vae.decode(mu) - x).pow(2).flatten(1).mean(1).cpu())
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
+    return torch.cat(mus), torch.cat(logvars), torch.cat(mses)
+
+
+@torch.inference_mode()
+def likelihood(vae: VAE, images: torch.Tensor, k: int, batch_size: int, seed: int) -> dict:
+    """ELBO terms and the IWAE bound averaged over the images, in nats per image."""
+    g = torch.Generator(device=vae.device).manual_seed(seed)
+    rec = kl = iw = 0.0
+    for i in tqdm(range(0, len(images), batch_size), desc=f"IWAE k={k}", leave=False):
+        x = images[i : i + batch_size].to(vae.device)
+        out = vae(x, generator=g, compute_loss=True, beta=1.0)
+        rec += out.rec_loss.sum().item()
+        kl += out.kl.sum().item()
+        iw += iwae_bound(vae, x, k, batch_size=max(2048, len(x)), generator=g).sum().item()
+    n = len(images)
+    return {"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n, "iwae_bound": iw / n, "nll_iwae": -iw / n}
+
+
+def latent_map_tensors(mu: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Test-set means -> their 2-D PCA projection, and the projection itself, for the latent map tab."""
+    pca = fit_pca(mu, 2)
+    return {
+        "mean": pca.mean.float(),
+        "components": pca.components.float(),
+        "points": pca.project(mu).half(),
+        "labels": labels.to(torch.uint8),
+    }
+
+
+def update_model_card(folder: Path, metrics: dict) -> None:
+    card = folder / "README.md"
+    text = card.read_text() if card.exists() else f"# {folder.name}\n"
+    text = re.sub(r"\n<!-- evaluation -->.*<!-- /evaluation -->\n", "\n", text, flags=re.S)
+    m = metrics
+    lines = [
+        "<!-- evaluation -->",
+        "## Evaluation (`python -m vae_demo.evaluate`)",
+        f"On {m['n_test']} test images ({m['test_set']}):",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| test ELBO | {m['elbo']:.2f} nats (reconstruction {m['rec']:.2f} + KL {m['kl']:.2f}) |",
+        f"| test NLL, IWAE bound with k = {m['k']} | **{m['nll_iwae']:.2f} nats** |",
+        f"| reconstruction MSE / PSNR (decode μ, grey inputs) | {m['mse']:.4f} / {m['psnr']:.2f} dB |",
+        f"| PCA with k = {m['latent_dim']} (linear baseline) MSE / PSNR | {m['pca_mse']:.4f} / {m['pca_psnr']:.2f} dB |",
+        f"| active units (Cov(μ) > 0.01) | {m['active_units']} of {m['latent_dim']} |",
+        "",
+    ]
+    if m.get("dataset") == "mnist" and m.get("binarized"):
+        lines += ["Compared with published test NLLs on dynamically binarized MNIST:", "", "| model | NLL (nats) |", "|---|---|"]
+        lines += [f"| {name} | {v:.2f} |" for name, v in PAPERS]
+        lines += [f"| **this model** (IWAE bound, k = {m['k']}) | **{m['nll_iwae']:.2f}** |", ""]
+    lines += ["![training curves](training_curves.png)", "", "<!-- /evaluation -->"]
+    card.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    vae = load_vae(args.model, device=device)
+    folder, c = vae.info.folder, vae.config
+    if c.dataset not in ("mnist", "fashion-mnist"):
+        raise SystemExit(f"{args.model}: evaluation knows the datasets mnist and fashion-mnist, not {c.dataset!r}.")
+    t0 = time.time()
+    grey = load_dataset(c.dataset, train=False, root=args.data_root)
+    binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
+    target = fixed_binarized_test_set(c.dataset, args.data_root, seed=0).images if binarized else grey.images
+    if args.n_test:
+        grey.images, grey.labels, target = grey.images[: args.n_test], grey.labels[: args.n_test], target[: args.n_test]
+
+    lik = likelihood(vae, target, args.k, args.batch_size, args.seed)
+    mu, _, mse = encode_all(vae, grey.images)
+    mu_t, logvar_t, _ = encode_all(vae, target)
+    kl_dims = VAE.kl_per_dim(mu_t, logvar_t).mean(0)
+
+    train = load_dataset(c.dataset, train=True, root=args.data_root)
+    pca = fit_pca(train.images.flatten(1), c.latent_dim)
+    pca_mse = (pca.reconstruct(grey.images.flatten(1)) - grey.images.flatten(1)).pow(2).mean(1)
+    save_file({"mean": pca.mean.float(), "components": pca.components.float()}, str(folder / "pca.safetensors"))
+    save_file(latent_map_tensors(mu, grey.labels), str(folder / "latent_map.safetensors"))
+
+    stats = json.loads((folder / "latent_stats.json").read_text()) if (folder / "latent_stats.json").exists() else {}
+    stats.update({
+        "n_images": len(target),
+        "kl_per_dim": [round(v, 5) for v in kl_dims.tolist()],
+        "kl_order": torch.argsort(kl_dims, descending=True).tolist(),
+        "mu_mean": [round(v, 5) for v in mu.mean(0).tolist()],
+        "mu_std": [round(v, 5) for v in mu.std(0).tolist()],
+        "active_units": active_units(mu_t),
+        "recon_mse_quantiles": [float(v) for v in np.percentile(mse.numpy(), MSE_QUANTILES)],
+        "pca_mse_quantiles": [float(v) for v in np.percentile(pca_mse.numpy(), MSE_QUANTILES)],
+    })
+    (folder / "latent_stats.json").write_text(json.dumps(stats, indent=1))
+
+    m_mse, p_mse = mse.mean().item(), pca_mse.mean().item()
+    metrics = {
+        "model": vae.info.name, "dataset": c.dataset, "binarized": binarized, "n_test": len(target),
+        "test_set": "MNIST test split binarized once with seed 0" if binarized else f"{c.dataset} test split, grey levels",
+        "likelihood": c.likelihood, "latent_dim": c.latent_dim, "beta": c.beta, "k": args.k, "seed": args.seed,
+        **{key: round(v, 4) for key, v in lik.items()},
+        "mse": round(m_mse, 6), "psnr": round(10 * math.log10(1 / m_mse), 3),
+        "pca_mse": round(p_mse, 6), "pca_psnr": round(10 * math.log10(1 / p_mse), 3),
+        "kl_per_dim": stats["kl_per_dim"], "active_units": stats["active_units"],
+        "seconds": round(time.time() - t0, 1), "device": str(device),
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    log_file = folder / "training_log.json"
+    if log_file.exists():
+        from .charts import training_curves
+
+        training_curves(json.loads(log_file.read_text())).save(folder / "training_curves.png")
+    update_model_card(folder, metrics)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "kl_per_dim"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

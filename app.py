@@ -231,9 +231,9 @@ def build_demo(service: DemoService) -> gr.Blocks:
             sliders_from_image, [l_in, model], [base_z, l_mu, l_out, *sliders], api_visibility="private", preprocess=False)
         l_rand.click(sliders_random, [model, l_seed], [base_z, l_mu, l_out, *sliders], api_visibility="private")
         l_reset.click(sliders_reset, [model, base_z], [l_mu, l_out, *sliders], api_visibility="private")
-        for s in sliders:
-            s.input(slider_decode, [model, base_z, *sliders], [l_out], api_visibility="private",
-                    trigger_mode="always_last", show_progress="hidden")
+        # One endpoint for every slider: decode only (the image's mu is cached in base_z, never re-encoded).
+        gr.on([s.input for s in sliders], slider_decode, [model, base_z, *sliders], [l_out], api_name="slider_update",
+              api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden")
         api_dec.click(decode, [api_z, model], [api_img], api_name="decode")
         api_list.click(models, None, [api_models], api_name="models")
         demo.load(lambda m: service.decode([0.0] * service.registry.get(m).config.latent_dim, m), [model], [l_out],

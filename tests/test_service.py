@@ -17,8 +17,9 @@ def service():
 
 
 def test_reconstruct_handler_returns_images_and_metrics(service, examples):
-    rec, seen, err, posterior, metrics, _ = service.reconstruct({"path": str(examples[2])}, "mnist")
-    assert all(isinstance(i, Image.Image) for i in (rec, seen, err, *posterior))
+    rec, seen, err, metrics, summary = service.reconstruct({"path": str(examples[2])}, "mnist")
+    assert all(isinstance(i, Image.Image) for i in (rec, seen, err))
+    assert "PSNR" in summary
     assert rec.size == seen.size == err.size == (224, 224)
     assert {"mse", "psnr", "kl", "reconstruction_nll", "elbo"} <= set(metrics)
     json.dumps(metrics)  # JSON-ready
@@ -69,3 +70,23 @@ def test_models_lists_the_loaded_models(service):
     assert m["name"] == "mnist" and m["latent_dim"] == service.registry.get().config.latent_dim
     assert (m["image_size"], m["channels"]) == (28, 1)
     assert "mnist" in service.model_card()
+
+
+def test_explain_draws_the_posterior(service, examples):
+    posterior, chart, pca = service.explain(str(examples[2]), "mnist", n_posterior=6)
+    assert len(posterior) == 6 and chart.width > 400
+    # Different posterior samples decode to different images: sigma > 0.
+    assert len({p.tobytes() for p in posterior}) > 1
+
+
+def test_traverse_rows_follow_the_slider_order(service):
+    img = service.traverse(None, "mnist", n_dims=3)
+    assert img.height < img.width
+    with pytest.raises(InputError):
+        service.traverse("[1, 2]", "mnist")
+
+
+def test_how_it_works_uses_the_models_numbers(service):
+    text = service.how_it_works()
+    c = service.registry.get().config
+    assert f"latent size **{c.latent_dim}**" in text and "reparameterization" in text.lower()

@@ -44,7 +44,7 @@ def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[fl
         a1.axhline(0, color=PRIOR, lw=0.8, alpha=0.6)
         a1.errorbar(x, mu[order], yerr=sigma[order], fmt="o", ms=3.5, color=ACCENT, ecolor=INK, elinewidth=1, capsize=2)
         a1.set_ylabel("μ ± σ")
-        a1.set_title("q(z|x) per dimension (shaded: the prior's ±1σ)", fontsize=10, loc="left")
+        a1.set_title("q(z|x) per dimension (shaded: the prior's ±1σ)", fontsize=10, loc="right")
         a2.bar(x, kl[order], color=[ACCENT if k > 0.05 else MUTED for k in kl[order]])
         a2.set_ylabel("KL (nats)")
         a2.set_xticks(x, [f"z{d}" for d in order], rotation=90, fontsize=7)
@@ -131,3 +131,27 @@ def latent_map(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str
         box = (bbox.x0, h - bbox.y1, bbox.x1, h - bbox.y0)
         xlim, ylim = ax.get_xlim(), ax.get_ylim()
         return LatentMap(image=_to_pil(fig), xlim=tuple(xlim), ylim=tuple(ylim), box=box)
+
+
+def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label_width: int = 150) -> Image.Image:
+    """(R * ncol, C, H, W) in [0, 1] -> one image, a row per label, the label written on the left."""
+    from PIL import ImageDraw, ImageFont
+
+    from .images import grid
+
+    body = grid(t, nrow=ncol, padding=2, scale=scale, pad_value=1.0).convert("RGB")
+    rows = max(1, len(row_labels))
+    canvas = Image.new("RGB", (body.width + label_width, body.height + 22), "white")
+    canvas.paste(body, (label_width, 0))
+    d = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    row_h = body.height / rows
+    for i, lab in enumerate(row_labels):
+        d.text((6, i * row_h + row_h / 2), lab, fill=INK, font=font, anchor="lm")
+    d.text((label_width + 4, body.height + 11), "-3", fill=INK, font=font, anchor="lm")
+    d.text((label_width + body.width // 2, body.height + 11), "0", fill=INK, font=font, anchor="mm")
+    d.text((canvas.width - 4, body.height + 11), "+3", fill=INK, font=font, anchor="rm")
+    return canvas

@@ -12,12 +12,14 @@ from typing import Optional, Sequence
 import torch
 
 from .images import ImageInput, prepare
+from .knowledge import knowledge
 from .model import VAE
 
 MAX_SAMPLES = 64
 MIN_STEPS, MAX_STEPS = 2, 32
 MAX_TEMPERATURE = 5.0
 MAX_LATENT_ABS = 1e3  # |z| beyond this is no longer a question about the model
+MAX_TRAVERSE_DIMS, MAX_TRAVERSE_VALUES = 16, 15
 POSTERIOR_SEED = 0  # ELBO terms use seeded posterior samples so the same upload gives the same numbers
 
 
@@ -34,6 +36,7 @@ class Reconstruction:
     logvar: torch.Tensor  # (D,)
     posterior_samples: torch.Tensor  # (K, C, H, W) decode(z) for z ~ q(z|x)
     metrics: dict
+    pca_reconstruction: Optional[torch.Tensor] = None  # (1, C, H, W) the linear baseline, if the model has one
 
 
 def _int(value, name: str, lo: int, hi: int) -> int:
@@ -107,9 +110,17 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
         "likelihood": vae.config.likelihood,
         "latent_dim": vae.config.latent_dim,
     }
+    know = knowledge(vae)
+    pct = know.anomaly_percentile(mse)
+    if pct is not None:
+        metrics["anomaly_percentile"] = pct  # % of test images reconstructed better than this one
+    pca_rec = None
+    if know.pca is not None:
+        pca_rec = know.pca.reconstruct(x.flatten(1).cpu()).clamp(0, 1).view_as(x)
+        metrics["pca_mse"] = (pca_rec - x.cpu()).pow(2).mean().item()
     return Reconstruction(
         input=x, reconstruction=x_hat, error=err, mu=mu[0], logvar=logvar[0],
-        posterior_samples=torch.sigmoid(logits), metrics=metrics,
+        posterior_samples=torch.sigmoid(logits), metrics=metrics, pca_reconstruction=pca_rec,
     )
 
 
@@ -192,3 +203,27 @@ def slider_order(vae: VAE) -> list:
 def random_latent(vae: VAE, seed=0) -> list:
     g = torch.Generator().manual_seed(check_seed(seed))
     return torch.randn(vae.config.latent_dim, generator=g).tolist()
+
+
+@torch.inference_mode()
+def traverse(vae: VAE, z: Sequence, dims: Optional[Sequence[int]] = None, n_values: int = 9, span: float = 3.0) -> torch.Tensor:
+    """Latent traversal: for each of `dims` (default: the 8 most informative), set that coordinate of z to
+    n_values values from -span to +span, keeping the others -> (len(dims) * n_values, C, H, W), row by row."""
+    base = check_latent(vae, z)[0]
+    n_values = _int(n_values, "n_values", 2, MAX_TRAVERSE_VALUES)
+    try:
+        span = float(span)
+    except (TypeError, ValueError):
+        raise InputError(f"span must be a number from 0.1 to 10; got {span!r}.") from None
+    if not math.isfinite(span) or not 0.1 <= span <= 10:
+        raise InputError(f"span must be a number from 0.1 to 10; got {span!r}.")
+    order = slider_order(vae)
+    dims = list(order[: min(8, len(order))] if dims is None else dims)
+    d = vae.config.latent_dim
+    if not dims or len(dims) > MAX_TRAVERSE_DIMS or any(not isinstance(i, int) or not 0 <= i < d for i in dims):
+        raise InputError(f"dims must list 1 to {MAX_TRAVERSE_DIMS} latent dimensions between 0 and {d - 1}.")
+    values = torch.linspace(-span, span, n_values, device=base.device)
+    z_all = base.repeat(len(dims) * n_values, 1)
+    for row, dim in enumerate(dims):
+        z_all[row * n_values : (row + 1) * n_values, dim] = values
+    return vae.decode(z_all)

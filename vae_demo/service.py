@@ -13,10 +13,13 @@ from typing import Optional
 import torch
 from PIL import Image
 
-from . import inference
+from . import inference, texts
+from .charts import labelled_grid, latent_map, posterior_chart
 from .images import ImageError, display_scale, grid, heatmap, save_gif, to_pil
 from .inference import InputError
+from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import ModelLoadError, bundled_models
+from .model import VAE
 from .registry import ModelRegistry
 
 USER_ERRORS = (InputError, ImageError, ModelLoadError)
@@ -38,6 +41,7 @@ class DemoService:
         self.gif_dir = Path(gif_dir or tempfile.mkdtemp(prefix="vae-demo-gifs-"))
         self.gif_dir.mkdir(parents=True, exist_ok=True)
         self._gif_lock = threading.Lock()
+        self._maps: dict = {}  # model name -> LatentMap (drawn once)
 
     @classmethod
     def from_sources(cls, sources: list, device: torch.device) -> "DemoService":
@@ -91,16 +95,37 @@ class DemoService:
 
     # --- tabs ---------------------------------------------------------------------------
     def reconstruct(self, image, model: Optional[str] = None):
-        """image -> (reconstruction, input as seen, error map, posterior samples, metrics dict)"""
+        """image -> (reconstruction, input as seen, error map, metrics dict, one-paragraph summary)"""
         vae = self.registry.get(model)
-        r = inference.reconstruct(vae, image_arg(image))
+        r = inference.reconstruct(vae, image_arg(image), n_posterior=1)
         s = display_scale(vae.config.image_size)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
-        samples = [to_pil(t, s) for t in r.posterior_samples]
-        return to_pil(r.reconstruction, s), to_pil(r.input, s), heatmap(r.error, vmax=1.0).resize(
-            (vae.config.image_size * s,) * 2, Image.NEAREST
-        ), samples, metrics, r
+        err = heatmap(r.error, vmax=1.0).resize((vae.config.image_size * s,) * 2, Image.NEAREST)
+        return to_pil(r.reconstruction, s), to_pil(r.input, s), err, metrics, self._summary(vae, metrics)
+
+    def _summary(self, vae, m: dict) -> str:
+        what = {"mnist": "test digits", "fashion-mnist": "test clothes", "dsprites": "test sprites"}.get(vae.config.dataset, "test images")
+        text = (f"**MSE** {m['mse']:.4f} · **PSNR** {m['psnr']:.1f} dB · **ELBO** {m['elbo']:.1f} nats "
+                f"= −(reconstruction {m['reconstruction_nll']:.1f} + KL {m['kl']:.1f})")
+        if "pca_mse" in m:
+            text += f"  \n**PCA baseline** with k = {vae.config.latent_dim}: MSE {m['pca_mse']:.4f} (the VAE: {m['mse']:.4f})"
+        if "anomaly_percentile" in m:
+            p = m["anomaly_percentile"]
+            verdict = " — **unusual for this model**" if p >= 99 else ""
+            text += f"  \n**Anomaly score**: reconstructed worse than {p:.0f} % of the {what}{verdict}."
+        return text
+
+    def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
+        """image -> (posterior samples, mu/sigma/KL chart, PCA reconstruction or None)"""
+        vae = self.registry.get(model)
+        r = inference.reconstruct(vae, image_arg(image), n_posterior=n_posterior)
+        s = display_scale(vae.config.image_size)
+        sigma = torch.exp(0.5 * r.logvar)
+        kl = VAE.kl_per_dim(r.mu[None], r.logvar[None])[0]
+        chart = posterior_chart(r.mu.tolist(), sigma.tolist(), kl.tolist(), inference.slider_order(vae))
+        pca = to_pil(r.pca_reconstruction, s) if r.pca_reconstruction is not None else None
+        return [to_pil(t, s) for t in r.posterior_samples], chart, pca
 
     def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> list:
         vae = self.registry.get(model)
@@ -136,8 +161,78 @@ class DemoService:
 
     def slider_labels(self, model: Optional[str] = None) -> list:
         vae = self.registry.get(model)
-        kl = (vae.info.stats or {}).get("kl_per_dim")
-        return [f"z{d}" + (f" · KL {kl[d]:.2f}" if kl else "") for d in inference.slider_order(vae)]
+        know = knowledge(vae)
+        kl = (know.stats or vae.info.stats or {}).get("kl_per_dim")
+        names = know.factor_names()
+        return [f"z{d}" + (f" · {names[d]}" if d in names else "") + (f" · KL {kl[d]:.2f}" if kl else "")
+                for d in inference.slider_order(vae)]
+
+    def current_z(self, model: Optional[str], base_z: list, values: list) -> list:
+        vae = self.registry.get(model)
+        z = list(base_z) if base_z and len(base_z) == vae.config.latent_dim else [0.0] * vae.config.latent_dim
+        for d, v in zip(inference.slider_order(vae), values):
+            if v is not None:
+                z[d] = float(v)
+        return z
+
+    def traverse(self, z=None, model: Optional[str] = None, n_dims=8, span=3.0) -> Image.Image:
+        """z (list or JSON; empty: the prior's mean) -> grid: one row per top dimension, -span .. +span"""
+        vae = self.registry.get(model)
+        z = _parse_z(z) if z not in (None, "", []) else [0.0] * vae.config.latent_dim
+        n_dims = inference._int(n_dims, "n_dims", 1, min(inference.MAX_TRAVERSE_DIMS, vae.config.latent_dim))
+        dims = inference.slider_order(vae)[:n_dims]
+        x = inference.traverse(vae, z, dims, n_values=9, span=span)
+        labels = self.slider_labels(model)[:n_dims]
+        return labelled_grid(x, 9, [lab.split(" · KL")[0] for lab in labels], scale=max(1, 56 // vae.config.image_size))
+
+    # --- latent map ---------------------------------------------------------------------
+    def has_latent_map(self, model: Optional[str] = None) -> bool:
+        return knowledge(self.registry.get(model)).latent_map is not None
+
+    def _map(self, vae):
+        key = vae.info.name
+        with self._gif_lock:
+            cached = self._maps.get(key)
+        if cached is None:
+            lm = knowledge(vae).latent_map
+            if lm is None:
+                raise InputError(f"{key} has no latent map (run python -m vae_demo.evaluate {key}).")
+            cached = latent_map(lm["points"].numpy(), lm["labels"].numpy(), vae.config.class_names or [])
+            with self._gif_lock:
+                self._maps[key] = cached
+        return cached
+
+    def map_view(self, model: Optional[str] = None, point=None, image=None):
+        """-> (map with markers, decoded image at `point` or None, (u, v) of the point)"""
+        vae = self.registry.get(model)
+        m = self._map(vae)
+        lm = knowledge(vae).latent_map
+        marks = []
+        if image is not None:
+            mu, _ = inference.encode_mean(vae, image_arg(image))
+            uv = latent_to_map(lm, torch.tensor(mu))
+            marks.append((*uv, "#ea580c"))
+            point = point or uv
+        decoded = None
+        if point is not None:
+            u, v = float(point[0]), float(point[1])
+            marks.append((u, v, "#111827"))
+            decoded = self.decode(map_to_latent(lm, u, v).tolist(), model)
+            point = (u, v)
+        return m.marked(marks), decoded, point
+
+    def map_pixel_to_point(self, model: Optional[str], px: float, py: float) -> tuple:
+        m = self._map(self.registry.get(model))
+        return m.from_pixel(px, py)
+
+    def map_range(self, model: Optional[str] = None) -> tuple:
+        m = self._map(self.registry.get(model))
+        return m.xlim, m.ylim
+
+    def how_it_works(self, model: Optional[str] = None) -> str:
+        c = self.registry.get(model).config
+        return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset)
+
 
     def latent_from_image(self, image, model: Optional[str] = None) -> list:
         return self.encode(image, model)
@@ -147,12 +242,7 @@ class DemoService:
 
     def decode_with_sliders(self, model: Optional[str], base_z: list, values: list) -> Image.Image:
         """base z (latent_dim floats) with the slider values written into the dims in KL order -> image"""
-        vae = self.registry.get(model)
-        z = list(base_z) if base_z and len(base_z) == vae.config.latent_dim else [0.0] * vae.config.latent_dim
-        for d, v in zip(inference.slider_order(vae), values):
-            if v is not None:
-                z[d] = v
-        return self.decode(z, model)
+        return self.decode(self.current_z(model, base_z, values), model)
 
     # --- files --------------------------------------------------------------------------
     def _write_gif(self, frames: list) -> str:

@@ -1,0 +1,93 @@
+"""What a model knows about its data, read from the files `python -m vae_demo.evaluate` stores beside it.
+
+All of it is optional: a model without these files still reconstructs, samples and interpolates;
+the app then just leaves out the anomaly percentile, the PCA baseline, the latent map or factor names.
+"""
+
+import bisect
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file
+
+from .pca import PCA, load_pca
+
+_LOCK = threading.Lock()
+
+
+@dataclass
+class Knowledge:
+    stats: Optional[dict] = None  # latent_stats.json: KL per dim, slider order, anomaly quantiles
+    metrics: Optional[dict] = None  # metrics.json: test-set ELBO, IWAE NLL, disentanglement
+    pca: Optional[PCA] = None  # pca.safetensors: the linear baseline with k = latent_dim
+    latent_map: Optional[dict] = None  # latent_map.safetensors: 2-D PCA of test-set means, labels
+
+    def factor_names(self) -> dict:
+        """{latent dim: "x position"} for models whose evaluation matched dims to known factors (dSprites)."""
+        found = (self.metrics or {}).get("factor_dims") or {}
+        return {int(d): name for d, name in found.items()}
+
+    def anomaly_percentile(self, mse: float) -> Optional[float]:
+        """Share of test images (in %) that the model reconstructs better than this one; None if unknown."""
+        q = (self.stats or {}).get("recon_mse_quantiles")
+        if not q:
+            return None
+        # q[i] is the (i / (len(q) - 1)) * 100 th percentile: interpolate where mse falls.
+        i = bisect.bisect_left(q, mse)
+        if i == 0:
+            return 0.0
+        if i >= len(q):
+            return 100.0
+        lo, hi = q[i - 1], q[i]
+        frac = 0.0 if hi <= lo else (mse - lo) / (hi - lo)
+        return 100.0 * (i - 1 + frac) / (len(q) - 1)
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def knowledge(vae) -> Knowledge:
+    """The (cached) knowledge of a loaded model, read from its folder on first use."""
+    k = getattr(vae, "_knowledge", None)
+    if k is not None:
+        return k
+    with _LOCK:
+        folder = getattr(getattr(vae, "info", None), "folder", None)
+        k = Knowledge()
+        if folder is not None:
+            folder = Path(folder)
+            k.stats = _json(folder / "latent_stats.json")
+            k.metrics = _json(folder / "metrics.json")
+            try:
+                if (folder / "pca.safetensors").is_file():
+                    pca = load_pca(folder / "pca.safetensors")
+                    c = vae.config
+                    if pca.mean.numel() == c.channels * c.image_size**2:
+                        k.pca = pca
+                if (folder / "latent_map.safetensors").is_file():
+                    m = load_file(str(folder / "latent_map.safetensors"))
+                    if m["components"].shape[1] == vae.config.latent_dim:
+                        k.latent_map = {key: v.float() if v.is_floating_point() else v.long() for key, v in m.items()}
+            except Exception:  # a damaged optional file must not stop the model from serving
+                k.pca, k.latent_map = k.pca, None
+        vae._knowledge = k
+        return k
+
+
+def map_to_latent(lm: dict, u: float, v: float) -> torch.Tensor:
+    """A point (u, v) on the 2-D latent map -> the (D,) latent vector it stands for (other PCA axes at the mean)."""
+    return lm["mean"] + torch.tensor([u, v], dtype=torch.float32) @ lm["components"]
+
+
+def latent_to_map(lm: dict, z: torch.Tensor) -> tuple:
+    """(D,) latent vector -> its (u, v) on the map."""
+    uv = (z.float().cpu() - lm["mean"]) @ lm["components"].T
+    return float(uv[0]), float(uv[1])

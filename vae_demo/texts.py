@@ -1,0 +1,54 @@
+"""The sentences the page shows next to each thing it explains. Plain Markdown; $...$ is LaTeX."""
+
+INTRO = """# vae-demo — see what a variational autoencoder does
+An **encoder** turns an image into a Gaussian in latent space (a mean μ and a spread σ per dimension); a
+**decoder** turns a latent vector z back into an image. Training pulls every image's Gaussian towards the
+prior N(0, I), so the latent space has no holes: you can reconstruct, sample, walk and turn knobs in it."""
+
+
+def how_it_works(latent_dim: int, beta: float, likelihood: str, dataset: str) -> str:
+    """The loss and the reparameterization trick, with this model's own numbers."""
+    rec = ("a Bernoulli per pixel: $-\\log p(x|z)$ is the binary cross-entropy" if likelihood == "bernoulli"
+           else "a Gaussian per pixel: $-\\log p(x|z)$ is a scaled squared error")
+    beta_note = ("β = 1: the plain VAE, whose loss is a true bound on $\\log p(x)$." if beta == 1
+                 else f"β = {beta:g} > 1: a β-VAE, which trades reconstruction for a tidier, more disentangled latent space.")
+    return f"""**Training maximises the evidence lower bound (ELBO)** for every training image x:
+
+$$\\mathrm{{ELBO}}(x) = \\underbrace{{\\mathbb{{E}}_{{q(z|x)}}[\\log p(x|z)]}}_{{\\text{{reconstruction}}}} \\; - \\; \\beta \\cdot \\underbrace{{\\mathrm{{KL}}\\big(q(z|x)\\,\\|\\,\\mathcal{{N}}(0, I)\\big)}}_{{\\text{{regularizer}}}} \\;\\le\\; \\log p(x)$$
+
+- **Encoder** → $q(z|x) = \\mathcal{{N}}(\\mu(x), \\sigma(x)^2)$, one mean and one spread per latent dimension.
+- **Reparameterization trick**: sample $z = \\mu + \\sigma \\odot \\varepsilon$ with $\\varepsilon \\sim \\mathcal{{N}}(0, I)$, so the sampling
+  step has no parameters and gradients flow through μ and σ.
+- **Decoder** → $p(x|z)$: {rec}.
+- **KL term**: in closed form, $\\tfrac12 \\sum_d (\\mu_d^2 + \\sigma_d^2 - 1 - \\log \\sigma_d^2)$. It is 0 only when q equals the
+  prior; dimensions the decoder does not need are pushed all the way there and carry nothing.
+- **Why samples look blurry**: the decoder predicts the *average* image consistent with a z (pixel probabilities),
+  and a Gaussian posterior blurs nearby codes together.
+- **Relation to PCA**: a linear encoder and decoder with a Gaussian likelihood recover PCA's subspace; the VAE's
+  non-linear decoder and its prior are what let it generate. The Reconstruct tab shows the PCA baseline beside it.
+
+This model: trained on **{dataset or 'unknown data'}**, latent size **{latent_dim}**, {beta_note}"""
+
+
+RECONSTRUCT = """**Encoder → μ, σ → z = μ + σ·ε → decoder.** The reconstruction decodes μ itself. The chart shows, per latent
+dimension, where the encoder put this image (μ ± σ) against the prior, and what that costs in KL. The posterior
+samples decode random z drawn around μ: their blur and variety are the uncertainty of q(z|x). A reconstruction
+much worse than usual flags an image unlike the training data (anomaly detection by reconstruction error)."""
+
+SAMPLE = """Because the KL term keeps every image's code close to N(0, I), the latent space is **complete**: a random
+z ~ N(0, I) decodes to a plausible image. Temperature scales z — below 1 gives typical images, above 1 strange ones.
+The same seed always gives the same images."""
+
+INTERPOLATE = """The latent space is **continuous**: points between two codes decode to images between the two inputs.
+**lerp** walks the straight line from μ_A to μ_B; **slerp** follows a great circle, keeping ‖z‖ near where Gaussian
+samples actually live (a straight line through the middle passes close to the origin, an unusually "average" code)."""
+
+SLIDERS = """Each slider is one latent dimension, **the most informative first** (largest average KL on the test set).
+Only some dimensions carry information: the KL term pushes the ones the decoder does not need back to the prior,
+and moving them changes nothing. Start from an image's μ or a random z and drag; the traversal grid shows the top
+dimensions from −3 to +3 at once."""
+
+LATENT_MAP = """Every dot is a test image's μ, projected from the latent space onto its two main directions (PCA of μ) and
+coloured by class. Classes form regions because similar images get similar codes. **Click anywhere on the map**
+(or move the two sliders) to decode that point — including the gaps between regions. Mark an image of your own
+to see where it lands."""

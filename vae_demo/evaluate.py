@@ -20,13 +20,14 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from .data import DEFAULT_ROOT, fixed_binarized_test_set, load_dataset
+from .data import DEFAULT_ROOT, ImageData, fixed_binarized_test_set, load_dataset
 from .device import pick_device
-from .evaluate_math import active_units, iwae_bound
+from .evaluate_math import active_units, assign_factors, factor_correlations, iwae_bound, mutual_info_gap
 from .loading import load_vae
 from .model import VAE
 from .pca import fit_pca
 
+FACTOR_LABELS = {"scale": "scale", "orientation": "rotation", "pos_x": "x position", "pos_y": "y position"}
 MSE_QUANTILES = np.linspace(0, 100, 201)  # percentiles of per-image reconstruction MSE (anomaly scale)
 PAPERS = [  # test NLL on dynamically binarized MNIST, nats (lower is better)
     ("VAE, one stochastic layer (Burda et al. 2016, k=5000 eval)", 86.76),
@@ -87,6 +88,25 @@ def latent_map_tensors(mu: torch.Tensor, labels: torch.Tensor) -> dict:
     }
 
 
+def disentanglement(mu: np.ndarray, factors: np.ndarray) -> dict:
+    """Which latent dimension tracks which generative factor: |Spearman rho| per (dim, factor), the greedy
+    one-dim-per-factor assignment, and the Mutual Information Gap (Chen et al. 2018)."""
+    from .dsprites import factor_values
+
+    values = factor_values(factors)
+    names = ["scale", "orientation", "pos_x", "pos_y"]
+    corr = factor_correlations(mu, values[:, 1:])  # shape is categorical: no rank correlation
+    found = assign_factors(corr, names, min_corr=0.5)
+    mig, per_factor = mutual_info_gap(mu, factors)  # all five factors, discrete indices
+    return {
+        "factor_spearman": {n: [round(float(v), 4) for v in corr[:, i]] for i, n in enumerate(names)},
+        "factor_dims": {str(d): FACTOR_LABELS[n] for d, (n, _) in sorted(found.items())},
+        "factor_best_rho": {FACTOR_LABELS[n]: round(r, 4) for _, (n, r) in found.items()},
+        "mig": round(float(mig), 4),
+        "mig_per_factor": dict(zip(["shape", *names], [None if v != v else round(float(v), 4) for v in per_factor])),
+    }
+
+
 def update_model_card(folder: Path, metrics: dict) -> None:
     card = folder / "README.md"
     text = card.read_text() if card.exists() else f"# {folder.name}\n"
@@ -106,6 +126,12 @@ def update_model_card(folder: Path, metrics: dict) -> None:
         f"| active units (Cov(μ) > 0.01) | {m['active_units']} of {m['latent_dim']} |",
         "",
     ]
+    if "factor_dims" in m:
+        lines += ["Disentanglement on fresh generated sprites (|Spearman ρ| between a dimension's mean and the factor):", "",
+                  "| latent dimension | factor | abs(ρ) |", "|---|---|---|"]
+        lines += [f"| z{d} | {name} | {m['factor_best_rho'][name]:.3f} |" for d, name in m["factor_dims"].items()]
+        lines += ["", f"MIG (all five factors): **{m['mig']:.3f}**; per factor: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in m["mig_per_factor"].items() if v is not None), ""]
     if m.get("dataset") == "mnist" and m.get("binarized"):
         lines += ["Compared with published test NLLs on dynamically binarized MNIST:", "", "| model | NLL (nats) |", "|---|---|"]
         lines += [f"| {name} | {v:.2f} |" for name, v in PAPERS]
@@ -121,22 +147,30 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     vae = load_vae(args.model, device=device)
     folder, c = vae.info.folder, vae.config
-    if c.dataset not in ("mnist", "fashion-mnist"):
-        raise SystemExit(f"{args.model}: evaluation knows the datasets mnist and fashion-mnist, not {c.dataset!r}.")
+    if c.dataset not in ("mnist", "fashion-mnist", "dsprites"):
+        raise SystemExit(f"{args.model}: evaluation knows mnist, fashion-mnist and dsprites, not {c.dataset!r}.")
     t0 = time.time()
-    grey = load_dataset(c.dataset, train=False, root=args.data_root)
     binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
-    target = fixed_binarized_test_set(c.dataset, args.data_root, seed=0).images if binarized else grey.images
-    if args.n_test:
-        grey.images, grey.labels, target = grey.images[: args.n_test], grey.labels[: args.n_test], target[: args.n_test]
+    if c.dataset == "dsprites":  # fresh sprites the model never saw, with their true factors
+        from .dsprites import FACTORS, generate, sample_factors
+
+        test_factors = sample_factors(args.n_test or 10_000, rng=2024)
+        grey = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
+        target = grey.images
+        train_images = generate(sample_factors(20_000, rng=7))
+    else:
+        grey = load_dataset(c.dataset, train=False, root=args.data_root)
+        target = fixed_binarized_test_set(c.dataset, args.data_root, seed=0).images if binarized else grey.images
+        if args.n_test:
+            grey.images, grey.labels, target = grey.images[: args.n_test], grey.labels[: args.n_test], target[: args.n_test]
+        train_images = load_dataset(c.dataset, train=True, root=args.data_root).images
 
     lik = likelihood(vae, target, args.k, args.batch_size, args.seed)
     mu, _, mse = encode_all(vae, grey.images)
     mu_t, logvar_t, _ = encode_all(vae, target)
     kl_dims = VAE.kl_per_dim(mu_t, logvar_t).mean(0)
 
-    train = load_dataset(c.dataset, train=True, root=args.data_root)
-    pca = fit_pca(train.images.flatten(1), c.latent_dim)
+    pca = fit_pca(train_images.flatten(1), c.latent_dim)
     pca_mse = (pca.reconstruct(grey.images.flatten(1)) - grey.images.flatten(1)).pow(2).mean(1)
     save_file({"mean": pca.mean.float(), "components": pca.components.float()}, str(folder / "pca.safetensors"))
     save_file(latent_map_tensors(mu, grey.labels), str(folder / "latent_map.safetensors"))
@@ -157,7 +191,9 @@ def main(argv=None) -> None:
     m_mse, p_mse = mse.mean().item(), pca_mse.mean().item()
     metrics = {
         "model": vae.info.name, "dataset": c.dataset, "binarized": binarized, "n_test": len(target),
-        "test_set": "MNIST test split binarized once with seed 0" if binarized else f"{c.dataset} test split, grey levels",
+        "test_set": ("MNIST test split binarized once with seed 0" if binarized else
+                     f"{len(target):,} freshly generated sprites (seed 2024)" if c.dataset == "dsprites" else
+                     f"{c.dataset} test split, grey levels"),
         "likelihood": c.likelihood, "latent_dim": c.latent_dim, "beta": c.beta, "k": args.k, "seed": args.seed,
         **{key: round(v, 4) for key, v in lik.items()},
         "mse": round(m_mse, 6), "psnr": round(10 * math.log10(1 / m_mse), 3),
@@ -165,6 +201,8 @@ def main(argv=None) -> None:
         "kl_per_dim": stats["kl_per_dim"], "active_units": stats["active_units"],
         "seconds": round(time.time() - t0, 1), "device": str(device),
     }
+    if c.dataset == "dsprites":
+        metrics.update(disentanglement(mu_t.numpy(), test_factors))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
     log_file = folder / "training_log.json"
     if log_file.exists():

@@ -20,6 +20,8 @@ MIN_STEPS, MAX_STEPS = 2, 32
 MAX_TEMPERATURE = 5.0
 MAX_LATENT_ABS = 1e3  # |z| beyond this is no longer a question about the model
 MAX_TRAVERSE_DIMS, MAX_TRAVERSE_VALUES = 16, 15
+# Photo autoencoders decode a 512-pixel image per call: seconds each on a CPU, so fewer at a time.
+MAX_PHOTO_SAMPLES, MAX_PHOTO_STEPS, PHOTO_SAMPLE_SIZE = 4, 8, 256
 POSTERIOR_SEED = 0  # ELBO terms use seeded posterior samples so the same upload gives the same numbers
 
 
@@ -76,8 +78,22 @@ def check_temperature(t) -> float:
     return f
 
 
-def image_tensor(vae: VAE, image: ImageInput) -> torch.Tensor:
-    """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it."""
+def is_spatial(vae) -> bool:
+    """Photo autoencoders (Stable Diffusion's VAE, TAESD) have (C, H/8, W/8) latents, not a vector."""
+    return vae.config.latent_dim is None
+
+
+def require(vae, capability: str) -> None:
+    if capability not in vae.capabilities:
+        notes = getattr(vae, "notes", {}) or {}
+        raise InputError(notes.get(capability) or f"This model does not support {capability}.")
+
+
+def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None) -> torch.Tensor:
+    """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it
+    (photo models keep the aspect ratio: (1, 3, H, W), long side <= their max size, or exactly `size`)."""
+    if is_spatial(vae):
+        return vae.prepare(image, size=size)
     return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device)
 
 
@@ -89,6 +105,8 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
     KL = KL(q(z|x) || N(0, I)) in closed form; ELBO = -(reconstruction + KL) is a lower bound on log p(x).
     """
     x = image_tensor(vae, image)
+    if is_spatial(vae):
+        return _reconstruct_photo(vae, x, n_posterior)
     mu, logvar = vae.encode(x)
     x_hat = vae.decode(mu)
     g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
@@ -124,13 +142,37 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
     )
 
 
+def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction:
+    """A photo autoencoder has no p(x|z): report pixel metrics, SSIM and (for the SD VAE) the KL term."""
+    from .photo import ssim
+
+    mu, logvar = vae.encode(x)
+    x_hat = vae.decode(mu)
+    err = (x - x_hat).pow(2).mean(1)[0]
+    mse = err.mean().item()
+    metrics = {"mse": mse, "psnr": 10 * math.log10(1.0 / max(mse, 1e-10)), "ssim": ssim(x, x_hat),
+               "latent_shape": list(mu.shape[1:]), "image_size": list(x.shape[-2:]), "deterministic": vae.deterministic}
+    if vae.kl_defined:
+        metrics["kl"] = vae.kl_per_dim(mu, logvar).sum().item()
+    k = 0 if vae.deterministic else min(max(0, n_posterior - 1), 2)  # each decode of a photo costs seconds on a CPU
+    if k:
+        g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
+        posterior = vae.decode(vae.reparameterize(mu.expand(k, *mu.shape[1:]), logvar.expand(k, *mu.shape[1:]), g))
+    else:
+        posterior = x_hat
+    return Reconstruction(input=x, reconstruction=x_hat, error=err, mu=mu[0], logvar=logvar[0],
+                          posterior_samples=posterior, metrics=metrics)
+
+
 @torch.inference_mode()
 def sample(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
     """n, seed, temperature -> (n, C, H, W) decoded from z ~ N(0, temperature^2 I); same seed, same images."""
-    n = _int(n, "n", 1, MAX_SAMPLES)
+    require(vae, "sample")
+    n = _int(n, "n", 1, MAX_PHOTO_SAMPLES if is_spatial(vae) else MAX_SAMPLES)
     t = check_temperature(temperature)
     g = torch.Generator().manual_seed(check_seed(seed))  # CPU generator: identical draws on every device
-    z = torch.randn(n, vae.config.latent_dim, generator=g) * t
+    shape = vae.latent_shape(PHOTO_SAMPLE_SIZE, PHOTO_SAMPLE_SIZE) if is_spatial(vae) else (vae.config.latent_dim,)
+    z = torch.randn(n, *shape, generator=g) * t
     return vae.decode(z.to(vae.device))
 
 
@@ -149,15 +191,18 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp") -> torch.Tensor:
     """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
-    steps = _int(steps, "steps", MIN_STEPS, MAX_STEPS)
+    steps = _int(steps, "steps", MIN_STEPS, MAX_PHOTO_STEPS if is_spatial(vae) else MAX_STEPS)
     method = str(method).lower()
     if method not in ("lerp", "slerp"):
         raise InputError(f"method must be 'lerp' or 'slerp'; got {method!r}.")
-    mu_a = vae.encode(image_tensor(vae, image_a))[0][0]
-    mu_b = vae.encode(image_tensor(vae, image_b))[0][0]
-    t = torch.linspace(0, 1, steps, device=mu_a.device)
-    z = slerp(mu_a, mu_b, t) if method == "slerp" else (1 - t[:, None]) * mu_a + t[:, None] * mu_b
-    return vae.decode(z)
+    xa = image_tensor(vae, image_a)
+    xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None)  # photos: B cropped to A's size
+    mu_a, mu_b = vae.encode(xa)[0][0], vae.encode(xb)[0][0]
+    shape = mu_a.shape  # (D,) or (C, h, w): paths are taken in the flattened space
+    a, b = mu_a.flatten(), mu_b.flatten()
+    t = torch.linspace(0, 1, steps, device=a.device)
+    z = slerp(a, b, t) if method == "slerp" else (1 - t[:, None]) * a + t[:, None] * b
+    return vae.decode(z.view(steps, *shape))
 
 
 @torch.inference_mode()
@@ -168,10 +213,13 @@ def encode_mean(vae: VAE, image: ImageInput) -> tuple:
 
 
 def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
-    """A list of latent_dim finite numbers -> (1, D) tensor on the model's device."""
+    """A list of latent_dim finite numbers -> (1, D) tensor on the model's device
+    (photo models: a nested (C, h, w) list, as /encode returns it -> (1, C, h, w))."""
     d = vae.config.latent_dim
     if isinstance(z, dict) and "z" in z:
         z = z["z"]
+    if d is None:
+        return _check_spatial_latent(vae, z)
     if not isinstance(z, (list, tuple)) or len(z) != d:
         got = f"{len(z)} values" if isinstance(z, (list, tuple)) else type(z).__name__
         raise InputError(f"z must be a list of {d} numbers (the model's latent size); got {got}.")
@@ -184,6 +232,39 @@ def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
     return torch.tensor([vals], dtype=torch.float32, device=vae.device)
 
 
+def _check_spatial_latent(vae, z) -> torch.Tensor:
+    c = vae.config.latent_channels
+    try:
+        t = torch.tensor(z, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"z must be a nested list of numbers shaped ({c}, height/8, width/8), as /encode returns it.") from None
+    limit = vae.config.image_size // vae.config.downscale
+    if t.dim() != 3 or t.shape[0] != c or not (1 <= t.shape[1] <= limit and 1 <= t.shape[2] <= limit):
+        raise InputError(f"z must be shaped ({c}, h, w) with h and w from 1 to {limit}; got {tuple(t.shape)}.")
+    if not torch.isfinite(t).all() or t.abs().max() > MAX_LATENT_ABS:
+        raise InputError(f"z must contain finite numbers between -{MAX_LATENT_ABS:g} and {MAX_LATENT_ABS:g}.")
+    return t[None].to(vae.device)
+
+
+@torch.inference_mode()
+def decode_with_offsets(vae, image: ImageInput, offsets: Sequence) -> torch.Tensor:
+    """Photo models: encode an image, add offsets[c] to latent channel c everywhere, decode -> (1, 3, H, W)."""
+    require(vae, "channel_offsets")
+    vals = []
+    for v in offsets:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise InputError("channel offsets must be numbers.") from None
+        if not math.isfinite(f) or abs(f) > 10:
+            raise InputError("channel offsets must be finite numbers between -10 and 10.")
+        vals.append(f)
+    if len(vals) != vae.config.latent_channels:
+        raise InputError(f"give one offset per latent channel ({vae.config.latent_channels}).")
+    mu = vae.encode(image_tensor(vae, image))[0]
+    return vae.decode_with_channel_offsets(mu, vals)
+
+
 @torch.inference_mode()
 def decode_latent(vae: VAE, z: Sequence) -> torch.Tensor:
     """A list of latent_dim floats -> (1, C, H, W) in [0, 1]."""
@@ -192,6 +273,8 @@ def decode_latent(vae: VAE, z: Sequence) -> torch.Tensor:
 
 def slider_order(vae: VAE) -> list:
     """Latent dimensions, most informative first (average test-set KL), or 0..D-1 without stats."""
+    if is_spatial(vae):
+        return []
     stats = getattr(getattr(vae, "info", None), "stats", None) or {}
     order = stats.get("kl_order")
     d = vae.config.latent_dim
@@ -201,6 +284,7 @@ def slider_order(vae: VAE) -> list:
 
 
 def random_latent(vae: VAE, seed=0) -> list:
+    require(vae, "sliders")
     g = torch.Generator().manual_seed(check_seed(seed))
     return torch.randn(vae.config.latent_dim, generator=g).tolist()
 
@@ -209,6 +293,7 @@ def random_latent(vae: VAE, seed=0) -> list:
 def traverse(vae: VAE, z: Sequence, dims: Optional[Sequence[int]] = None, n_values: int = 9, span: float = 3.0) -> torch.Tensor:
     """Latent traversal: for each of `dims` (default: the 8 most informative), set that coordinate of z to
     n_values values from -span to +span, keeping the others -> (len(dims) * n_values, C, H, W), row by row."""
+    require(vae, "traverse")
     base = check_latent(vae, z)[0]
     n_values = _int(n_values, "n_values", 2, MAX_TRAVERSE_VALUES)
     try:

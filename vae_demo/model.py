@@ -88,6 +88,11 @@ class VAE(
     tags=["vae", "variational-autoencoder", "vae-demo"],
     license="mit",
 ):
+    # What the app may do with this model (photo autoencoders declare fewer; see photo.py).
+    capabilities = frozenset({"reconstruct", "sample", "interpolate", "sliders", "traverse", "latent_map"})
+    deterministic = False  # the encoder outputs a distribution, not a point
+    kl_defined = True
+
     def __init__(self, config: VAEConfig):
         super().__init__()
         if isinstance(config, dict):  # tolerate a plain dict (e.g. read by hand from config.json)

@@ -48,6 +48,7 @@ class ModelRegistry:
         return [
             {
                 "name": name,
+                "capabilities": sorted(v.capabilities),
                 "latent_dim": v.config.latent_dim,
                 "image_size": v.config.image_size,
                 "channels": v.config.channels,

@@ -65,6 +65,11 @@ class DemoService:
         """A short Markdown description of a loaded model: data, latent size, likelihood, beta."""
         v = self.registry.get(model)
         c = v.config
+        if inference.is_spatial(v):
+            kind = "deterministic encoder (no σ, no KL)" if v.deterministic else "Gaussian encoder: μ, σ and a KL term"
+            return (f"**{v.info.name}** — {v.label}: a photo autoencoder from diffusers; images up to {c.image_size} px "
+                    f"on the long side keep their aspect ratio; latents are spatial, {c.latent_channels} channels at 1/{c.downscale} "
+                    f"of the image size; {kind}. No ELBO: its decoder defines no p(x|z).")
         stats = v.info.stats or {}
         active = stats.get("active_units")
         lines = [
@@ -101,10 +106,15 @@ class DemoService:
         s = display_scale(vae.config.image_size)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
-        err = heatmap(r.error, vmax=1.0).resize((vae.config.image_size * s,) * 2, Image.NEAREST)
+        h, w = r.error.shape
+        err = heatmap(r.error, vmax=1.0 if not inference.is_spatial(vae) else max(1e-3, float(r.error.max()))).resize((w * s, h * s), Image.NEAREST)
         return to_pil(r.reconstruction, s), to_pil(r.input, s), err, metrics, self._summary(vae, metrics)
 
     def _summary(self, vae, m: dict) -> str:
+        if inference.is_spatial(vae):
+            text = f"**MSE** {m['mse']:.4f} · **PSNR** {m['psnr']:.1f} dB · **SSIM** {m['ssim']:.3f}"
+            text += f" · latent {'×'.join(map(str, m['latent_shape']))} for a {'×'.join(map(str, m['image_size']))} image"
+            return text + (f" · **KL** {m['kl']:.0f} nats" if "kl" in m else " · deterministic encoder: no KL")
         what = {"mnist": "test digits", "fashion-mnist": "test clothes", "dsprites": "test sprites"}.get(vae.config.dataset, "test images")
         text = (f"**MSE** {m['mse']:.4f} · **PSNR** {m['psnr']:.1f} dB · **ELBO** {m['elbo']:.1f} nats "
                 f"= −(reconstruction {m['reconstruction_nll']:.1f} + KL {m['kl']:.1f})")
@@ -121,6 +131,12 @@ class DemoService:
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image), n_posterior=n_posterior)
         s = display_scale(vae.config.image_size)
+        if inference.is_spatial(vae):  # one heat map per latent channel of mu instead of a bar per dimension
+            maps = r.mu.float().cpu()
+            lo, hi = maps.amin(dim=(1, 2), keepdim=True), maps.amax(dim=(1, 2), keepdim=True)
+            chart = grid(((maps - lo) / (hi - lo).clamp_min(1e-6))[:, None], nrow=len(maps), scale=max(1, 128 // maps.shape[-1]))
+            samples = [] if vae.deterministic else [to_pil(t) for t in r.posterior_samples]
+            return samples, chart, None
         sigma = torch.exp(0.5 * r.logvar)
         kl = VAE.kl_per_dim(r.mu[None], r.logvar[None])[0]
         chart = posterior_chart(r.mu.tolist(), sigma.tolist(), kl.tolist(), inference.slider_order(vae))
@@ -166,6 +182,11 @@ class DemoService:
         names = know.factor_names()
         return [f"z{d}" + (f" · {names[d]}" if d in names else "") + (f" · KL {kl[d]:.2f}" if kl else "")
                 for d in inference.slider_order(vae)]
+
+    def channel_offsets(self, image, model: Optional[str] = None, *offsets) -> Image.Image:
+        """Photo models: shift each latent channel of an image's code by a constant -> the decoded image."""
+        vae = self.registry.get(model)
+        return to_pil(inference.decode_with_offsets(vae, image_arg(image), list(offsets)))
 
     def current_z(self, model: Optional[str], base_z: list, values: list) -> list:
         vae = self.registry.get(model)

@@ -29,7 +29,8 @@ class VAEConfig:
     # "gaussian": decoder outputs means in [0, 1] with a fixed std `gaussian_std`.
     likelihood: str = "bernoulli"
     gaussian_std: float = 0.1
-    beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1)
+    beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1); of the total correlation for beta-TCVAE
+    objective: str = "elbo"  # "elbo" (VAE / beta-VAE) or "beta-tcvae" (only the KL's total-correlation part is weighted)
     dataset: str = ""  # what the weights were trained on, for the UI; empty for untrained models
     # Class names of the training data, if any (for labelling latent maps).
     class_names: Optional[list] = None
@@ -50,6 +51,8 @@ class VAEConfig:
                 f"image_size {self.image_size} must be divisible by 2 ** len(hidden_channels) = {factor}; "
                 "change image_size or use fewer stages in hidden_channels."
             )
+        if self.objective not in ("elbo", "beta-tcvae"):
+            raise ValueError(f"objective must be 'elbo' or 'beta-tcvae', got {self.objective!r}.")
         if self.block_convs < 0:
             raise ValueError(f"block_convs must be 0 or more, got {self.block_convs}.")
         if self.beta < 0 or self.gaussian_std <= 0:

@@ -1,8 +1,8 @@
 """Train a VAE on MNIST, Fashion-MNIST or generated dSprites and save it as a checkpoint folder.
 
     python -m vae_demo.train --dataset mnist --epochs 40 --out checkpoints/mnist
-    python -m vae_demo.train --dataset dsprites --beta 4 --latent-dim 10 --hidden-channels 16 32 32 64 \
-        --block-convs 0 --hidden-dim 256 --epoch-size 75000 --epochs 8 --warmup-epochs 1 --no-binarize --out checkpoints/dsprites
+    python -m vae_demo.train --dataset dsprites --objective beta-tcvae --beta 6 --latent-dim 10 --hidden-channels 16 32 32 64 \
+        --block-convs 0 --hidden-dim 256 --epoch-size 75000 --epochs 6 --warmup-epochs 1 --no-binarize --out checkpoints/dsprites
 
 Reads top to bottom: options, data, model, loop (KL warm-up, cosine learning rate), and after every
 epoch a test-set ELBO and a save, so an interrupted run still leaves a usable checkpoint.
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .data import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from .device import pick_device
 from .model import VAE, VAEConfig
+from .objectives import beta_tcvae_loss
 from .stats import latent_statistics
 
 
@@ -39,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden-dim", type=int, default=512)
     p.add_argument("--block-convs", type=int, default=1, help="extra 3x3 convs per stage (0: lean, for 64x64 data)")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
-    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae)")
+    p.add_argument("--objective", choices=["elbo", "beta-tcvae"], default="elbo")
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
@@ -78,7 +80,9 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
         + ("(procedurally generated 64x64 binary sprites, a fresh sample of "
            f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else "(60,000 training images, 28x28 grey), ")
         + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
-        + f"{args.likelihood} likelihood, latent size {args.latent_dim}, beta = {args.beta}.",
+        + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
+        + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
+           else f"beta = {args.beta}."),
         "",
         "## Reproduce",
         "```bash",
@@ -127,7 +131,7 @@ def main(argv=None) -> None:
 
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
-        hidden_dim=args.hidden_dim, block_convs=args.block_convs, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
+        hidden_dim=args.hidden_dim, block_convs=args.block_convs, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
         class_names=test.class_names,
     )
     model = VAE(config).to(device)
@@ -154,18 +158,24 @@ def main(argv=None) -> None:
                 x = train.images[perm[b * args.batch_size : (b + 1) * args.batch_size]]
             x = binarize(x, gen) if args.binarize else x
             x = x.to(device)
-            beta = args.beta * min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
-            outp = model(x, compute_loss=True, beta=beta)
+            warm = min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
+            beta = args.beta * warm
+            if args.objective == "beta-tcvae":
+                dataset_size = FACTORS.n_images if train is None else n_train
+                loss, outp = beta_tcvae_loss(model, x, args.beta, dataset_size, anneal=warm)
+            else:
+                outp = model(x, compute_loss=True, beta=beta)
+                loss = outp.loss
             opt.zero_grad(set_to_none=True)
-            outp.loss.backward()
+            loss.backward()
             opt.step()
             sched.step()
             step += 1
             n = len(x)
-            sums["loss"] += outp.loss.item() * n
+            sums["loss"] += loss.item() * n
             sums["rec"] += outp.rec_loss.sum().item()
             sums["kl"] += outp.kl.sum().item()
-            bar.set_postfix(loss=f"{outp.loss.item():.1f}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.1f}", refresh=False)
         row = {"epoch": epoch, "beta": beta, "lr": sched.get_last_lr()[0], "device": str(device)}
         row.update({f"train_{k}": v / n_train for k, v in sums.items()})
         row.update(evaluate_elbo(model, test.images))

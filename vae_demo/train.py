@@ -45,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
+    p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto")
@@ -84,6 +85,7 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
            else f"beta = {args.beta}."),
         "",
+        *([args.notes, ""] if args.notes else []),
         "## Reproduce",
         "```bash",
         command,

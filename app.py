@@ -12,7 +12,10 @@ import gradio as gr
 
 from vae_demo import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device
-from vae_demo.loading import bundled_models
+from gradio.utils import get_upload_folder
+
+from vae_demo.images import MAX_UPLOAD_BYTES
+from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
 from vae_demo.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")
@@ -156,7 +159,9 @@ def build_demo(service: DemoService) -> gr.Blocks:
                 gr.Dataset(samples=example_rows(model)), z, service.decode(z, model), gr.update(visible=has_map),
                 gr.update(visible=not has_map), *map_outputs(model)[:4], *slider_updates(model, z)]
 
-    with gr.Blocks(title="vae-demo: see what a VAE does") as demo:
+    # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
+    M = dict(concurrency_id="model")
+    with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(texts.INTRO)
         with gr.Row(equal_height=True):
             model = gr.Dropdown(choices=names, value=first, label="Model", scale=2, interactive=True)
@@ -278,45 +283,45 @@ def build_demo(service: DemoService) -> gr.Blocks:
         hub_id.submit(load_model, [hub_id], [model, load_status], api_visibility="private", concurrency_limit=1)
         model.change(on_model_change, [model],
                      [card, how, rec_ex, i_ex, l_ex, m_ex, base_z, l_out, map_row, no_map, m_img, m_out, m_u, m_v, *sliders],
-                     api_visibility="private")
+                     api_visibility="private", **M)
 
         # Reconstruct: the API answer first, then the pictures that explain it.
         rec_ex.click(lambda row: row[0], rec_ex, rec_in, api_visibility="private")
         rec_btn.click(reconstruct, [rec_in, model], [rec_out, rec_seen, rec_err, rec_metrics, rec_summary],
-                      api_name="reconstruct", preprocess=False).success(
-            explain, [rec_in, model], [rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False)
+                      api_name="reconstruct", preprocess=False, **M).success(
+            explain, [rec_in, model], [rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
 
-        s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_gallery], api_name="sample")
+        s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_gallery], api_name="sample", preprocess=False, **M)
 
         i_ex.click(lambda row: (row[0], row[1]), i_ex, [i_a, i_b], api_visibility="private")
         i_btn.click(interpolate, [i_a, i_b, model, i_steps, i_method], [i_gallery, i_anim, i_file],
-                    api_name="interpolate", preprocess=False)
+                    api_name="interpolate", preprocess=False, **M)
 
         l_ex.click(lambda row: row[0], l_ex, l_in, api_visibility="private")
-        l_enc.click(encode, [l_in, model], [l_mu], api_name="encode", preprocess=False).success(
-            sliders_from_image, [l_in, model], [base_z, l_out, *sliders], api_visibility="private", preprocess=False)
-        l_rand.click(sliders_random, [model, l_seed], [base_z, l_mu, l_out, *sliders], api_visibility="private")
-        l_reset.click(sliders_reset, [model, base_z], [l_out, *sliders], api_visibility="private")
+        l_enc.click(encode, [l_in, model], [l_mu], api_name="encode", preprocess=False, **M).success(
+            sliders_from_image, [l_in, model], [base_z, l_out, *sliders], api_visibility="private", preprocess=False, **M)
+        l_rand.click(sliders_random, [model, l_seed], [base_z, l_mu, l_out, *sliders], api_visibility="private", **M)
+        l_reset.click(sliders_reset, [model, base_z], [l_out, *sliders], api_visibility="private", **M)
         # One endpoint for every slider: decode only (the image's mu is cached in base_z, never re-encoded).
         gr.on([s.input for s in sliders], slider_update, [model, base_z, *sliders], [l_out], api_name="slider_update",
-              api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden")
-        l_trav_btn.click(traverse_current, [model, base_z, *sliders], [l_trav], api_visibility="private")
+              api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden", **M)
+        l_trav_btn.click(traverse_current, [model, base_z, *sliders], [l_trav], api_visibility="private", **M)
 
         m_ex.click(lambda row: row[0], m_ex, m_in, api_visibility="private")
         map_outs = [m_img, m_out, m_u, m_v, m_point]
-        m_img.select(map_click, [model], map_outs, api_visibility="private")
+        m_img.select(map_click, [model], map_outs, api_visibility="private", **M)
         gr.on([m_u.input, m_v.input], map_sliders, [model, m_u, m_v], map_outs, api_visibility="private",
-              trigger_mode="always_last", show_progress="hidden")
-        m_mark.click(map_mark, [model, m_in], map_outs, api_visibility="private", preprocess=False)
+              trigger_mode="always_last", show_progress="hidden", **M)
+        m_mark.click(map_mark, [model, m_in], map_outs, api_visibility="private", preprocess=False, **M)
 
-        api_dec.click(decode, [api_z, model], [api_img], api_name="decode")
-        api_trav.click(traverse, [api_z, model, api_dims], [api_grid], api_name="traverse")
+        api_dec.click(decode, [api_z, model], [api_img], api_name="decode", preprocess=False, **M)
+        api_trav.click(traverse, [api_z, model, api_dims], [api_grid], api_name="traverse", **M)
         api_list.click(models, None, [api_models], api_name="models")
 
         def on_load(m):
             return [service.decode([0.0] * service.registry.get(m).config.latent_dim, m), *map_outputs(m)[:4]]
 
-        demo.load(user_errors(on_load), [model], [l_out, m_img, m_out, m_u, m_v], api_visibility="private")
+        demo.load(user_errors(on_load), [model], [l_out, m_img, m_out, m_u, m_v], api_visibility="private", **M)
     demo.queue(max_size=64, default_concurrency_limit=2)
     return demo
 
@@ -338,11 +343,18 @@ def default_models() -> list:
 
 
 def create_demo(models=None, device: str = "auto") -> gr.Blocks:
-    return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device)))
+    # Images are read only from Gradio's upload folder and the bundled examples, whatever path a client sends.
+    roots = [get_upload_folder(), CHECKPOINTS_DIR]
+    return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots))
+
+
+# Uploads over the limit are refused by Gradio (HTTP 413) before they are stored; sessions are capped so that
+# API calls (each one a session) cannot grow memory without bound; internal error text is never shown.
+LAUNCH_OPTIONS = dict(show_error=False, max_file_size=MAX_UPLOAD_BYTES, state_session_capacity=256, css=CSS)
 
 
 def launch_kwargs(args) -> dict:
-    return dict(server_name=args.host, server_port=args.port, share=args.share, show_error=True, css=CSS)
+    return dict(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

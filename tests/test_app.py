@@ -20,7 +20,7 @@ def client():
 
     demo = app.create_demo(["mnist"], "cpu")  # one model: "model" may then be omitted everywhere
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False)
     finally:

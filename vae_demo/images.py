@@ -4,112 +4,181 @@ Every rejection raises ImageError with a sentence meant for the person who uploa
 """
 
 import io
-import struct
-import warnings
 from pathlib import Path
-from typing import Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # files larger than this are refused before decoding
 MAX_PIXELS = 40_000_000  # width * height read from the header, checked before decoding the pixels
-# PIL's own bomb guard raises at 2x its limit; we check ourselves first and keep PIL's as a backstop.
+# PIL's own bomb guard raises at 2x its limit (and warns above it); ours refuses first, PIL's stays as a backstop.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+_ORIENTATION = 0x0112  # EXIF tag: how the camera was held
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_HIGH_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 class ImageError(ValueError):
     """An input image that cannot be used, with a message for a person."""
 
 
-def open_image(src: ImageInput) -> Image.Image:
-    """A path, bytes, PIL image or array -> a fully decoded PIL image (first frame, EXIF orientation applied)."""
+def open_image(src: ImageInput, max_side: Optional[int] = None) -> Image.Image:
+    """A path, bytes, PIL image or array -> a fully decoded PIL image (first frame, EXIF orientation applied).
+
+    With `max_side`, a large image is shrunk by a whole factor (averaging pixel blocks; JPEG decodes at 1/2..1/8
+    scale directly) while its long side stays >= max_side, so a 40-megapixel upload costs megabytes, not gigabytes.
+    """
     if src is None:
         raise ImageError("No image was given. Upload an image or pick an example.")
     if isinstance(src, np.ndarray):
-        return _from_array(src)
-    if isinstance(src, Image.Image):
+        img = _from_array(src)
+    elif isinstance(src, Image.Image):
         img = src
     else:
-        if isinstance(src, (bytes, bytearray)):
-            data = bytes(src)
-        else:
-            path = Path(src)
-            if not path.is_file():
-                raise ImageError(f"The image file {path.name!r} could not be found.")
-            if path.stat().st_size > MAX_UPLOAD_BYTES:
-                raise ImageError(f"The file is larger than the {MAX_UPLOAD_BYTES // 2**20} MB limit.")
-            data = path.read_bytes()
+        data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else _read_file(src)
         if len(data) == 0:
             raise ImageError("The file is empty (0 bytes).")
         if len(data) > MAX_UPLOAD_BYTES:
             raise ImageError(f"The file is larger than the {MAX_UPLOAD_BYTES // 2**20} MB limit.")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise ImageError(f"The image has too many pixels, more than the {MAX_PIXELS // 1_000_000} megapixel limit.") from None
+        except Exception:  # PIL raises many types on hostile headers; none of them is the uploader's to read
             raise ImageError("This file is not an image this app can read (PNG, JPEG, GIF, WebP, BMP or TIFF).") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"The image has too many pixels (limit {MAX_PIXELS // 1_000_000} megapixels).") from None
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(f"The image is {w}x{h}, more than the {MAX_PIXELS // 1_000_000} megapixel limit.")
     if w < 1 or h < 1:
         raise ImageError("The image has no pixels.")
     try:
-        img.seek(0)  # animated GIF/WebP: the first frame
-    except (EOFError, AttributeError):
-        pass
-    try:
+        if img.tell() != 0:  # animated GIF/WebP/PNG, multi-page TIFF: the first frame (files open on it)
+            img.seek(0)
+        orientation = img.getexif().get(_ORIENTATION)
+        if max_side and img.format == "JPEG":
+            img.draft(None, (max_side, max_side))
         img.load()
-        img = ImageOps.exif_transpose(img) or img
-    except (OSError, SyntaxError, ValueError, struct.error):
+        if max_side:
+            img = _shrink(img, max_side)
+        if orientation in _TRANSPOSE:
+            img = img.transpose(_TRANSPOSE[orientation])
+    except MemoryError:
+        raise ImageError("The image is too large to decode on this server.") from None
+    except Exception:  # truncated data, broken chunks, bad EXIF: whatever a hostile file makes PIL raise
         raise ImageError("The image file is truncated or corrupt and could not be decoded.") from None
     return img
 
 
+def _read_file(src) -> bytes:
+    path = Path(src)
+    if not path.is_file():  # also False for devices, pipes and names the OS cannot represent
+        raise ImageError(f"The image file {path.name!r} could not be found.")
+    try:
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            raise ImageError(f"The file is larger than the {MAX_UPLOAD_BYTES // 2**20} MB limit.")
+        with open(path, "rb") as f:
+            return f.read(MAX_UPLOAD_BYTES + 1)  # capped: /proc-like files report size 0
+    except OSError:
+        raise ImageError(f"The image file {path.name!r} could not be read.") from None
+
+
+def confined_path(path: Union[str, Path], roots: Sequence[Union[str, Path]]) -> Path:
+    """A file path that must lie inside one of `roots` once symlinks and '..' are resolved -> the resolved path.
+
+    For servers: an API client names a path, and only uploads (and shipped examples) may be read. A path
+    outside gets the same answer whether it exists or not.
+    """
+    outside = ImageError("This server reads only uploaded images; send the image file itself, not a path.")
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise outside from None
+    for root in roots:
+        try:
+            if real.is_relative_to(Path(root).resolve()):
+                return real
+        except (OSError, RuntimeError, ValueError):
+            continue
+    raise outside
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    """Divide both sides by the largest whole factor that keeps the long side >= max_side (block averages)."""
+    k = min(max(img.size) // max(1, max_side), min(img.size))
+    if k < 2:
+        return img
+    if img.mode in ("P", "1") or img.mode.startswith("I;16") or "transparency" in img.info:
+        # averaging palette indices or bits means nothing; a transparent colour key would be lost
+        img = img.convert("L" if img.mode == "1" else "I" if img.mode.startswith("I;16") else "RGBA")
+    return img.reduce(k)
+
+
 def _from_array(arr: np.ndarray) -> Image.Image:
+    if arr.dtype.kind not in "biuf":
+        raise ImageError(f"An image array must hold numbers; got dtype {arr.dtype}.")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}.")
     if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
         raise ImageError(f"The image has more than {MAX_PIXELS // 1_000_000} megapixels.")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError("The image has no pixels.")
     if arr.dtype != np.uint8:
-        arr = arr.astype(np.float64)
         if not np.isfinite(arr).all():
             raise ImageError("The image contains NaN or infinite values.")
-        hi = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-        arr = (np.clip(arr / hi, 0, 1) * 255).round().astype(np.uint8)
+        hi = 1.0 if arr.max(initial=0) <= 1.0 else 255.0  # floats in [0, 1], anything else on the 0..255 scale
+        arr = (np.clip(arr, 0, hi).astype(np.float32) * (255.0 / hi)).round().astype(np.uint8)
     return Image.fromarray(arr)
 
 
-def to_grey_or_rgb(img: Image.Image, channels: int, background=(0, 0, 0)) -> Image.Image:
-    """Any mode (16-bit, float, CMYK, palette, alpha) -> "L" or "RGB", transparency composited on `background`."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        arr = np.nan_to_num((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr), nan=0.0)
-        img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8), "L")
-    if img.mode == "P" or img.mode == "PA" or img.mode == "LA" or "transparency" in img.info:
+def to_grey_or_rgb(img: Image.Image, channels: int, background: Union[str, tuple] = "auto") -> Image.Image:
+    """Any mode (16-bit, float, CMYK, LAB, palette, alpha) -> "L" or "RGB", transparency composited on `background`.
+
+    background="auto" picks black or white, whichever contrasts with the visible pixels: a black drawing on a
+    transparent canvas stays visible instead of vanishing into a black background.
+    """
+    if img.mode in _HIGH_BIT:  # stretch the used range to 0..255 (16-bit scans, float maps; NaN -> black)
+        arr = np.asarray(img, dtype=np.float32)
+        finite = np.isfinite(arr)
+        lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 1.0)
+        arr = np.where(finite, arr - lo, 0.0) * (255.0 / (hi - lo) if hi > lo else 0.0)
+        img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
+    if img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode == "RGBA":
-        base = Image.new("RGB", img.size, background)
-        base.paste(img, mask=img.getchannel("A"))
+        alpha = img.getchannel("A")
+        if background == "auto":
+            weight = np.asarray(alpha, dtype=np.float32)
+            grey = np.asarray(img.convert("L"), dtype=np.float32)
+            ink = float((grey * weight).sum() / weight.sum()) if weight.sum() > 0 else 255.0
+            background = (255, 255, 255) if ink < 128 else (0, 0, 0)
+        base = Image.new("RGB", img.size, tuple(background))
+        base.paste(img.convert("RGB"), mask=alpha)
         img = base
-    return img.convert("L" if channels == 1 else "RGB")
+    target = "L" if channels == 1 else "RGB"
+    if img.mode == "LAB":  # PIL converts LAB only through a colour profile
+        from PIL import ImageCms
+
+        lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+        img = ImageCms.applyTransform(img, ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))
+    try:
+        return img.convert(target)
+    except ValueError:
+        raise ImageError(f"Images in the {img.mode} colour mode are not supported; save it as an RGB PNG or JPEG.") from None
 
 
 def prepare(src: ImageInput, image_size: int, channels: int, invert: Union[bool, str] = "auto") -> torch.Tensor:
     """Any image -> (1, C, S, S) float32 in [0, 1]: padded to a square, resized, and for
     grayscale models trained on light-on-dark data, inverted when the upload is dark-on-light
     (invert="auto" looks at the border: MNIST digits are white on black, most drawings are not)."""
-    img = to_grey_or_rgb(open_image(src), channels)
+    img = to_grey_or_rgb(open_image(src, max_side=4 * image_size), channels)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]

@@ -2,13 +2,21 @@
 
 Weights are read from `model.safetensors` only. A repo that offers only a pickled
 `pytorch_model.bin` is refused: unpickling a download can run arbitrary code.
+
+Hub downloads go through huggingface_hub (`get_hf_file_metadata`, `hf_hub_download`, its cache), bounded:
+each file is first probed once without retries (HUB_TIMEOUT), so an unreachable or failing Hub answers in
+seconds instead of hf_hub_download's ~23 s retry rounds; files are pinned to the probed commit and checked
+against a size limit before any byte is fetched; and an unreachable Hub falls back to the local cache.
 """
 
 import contextlib
 import io
 import json
+import logging
 import os
 import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -17,14 +25,25 @@ import torch
 
 from .model import VAE, VAEConfig
 
+log = logging.getLogger("vae_demo.loading")
+
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 OPTIONAL_FILES = ("latent_stats.json",)  # fetched when a repo has them; nothing breaks when it does not
-# owner/name as the Hub allows them: letters, digits, '-', '_', '.'; no '..', no leading '.'.
+# owner/name as the Hub allows them: letters, digits, '-', '_', '.'; no '..' or '--', no leading '.'.
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-# Seconds to wait for the Hub before giving up; huggingface_hub's default is 10 s per request.
-HUB_TIMEOUT = float(os.environ.get("VAE_DEMO_HUB_TIMEOUT", "5"))
+REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$")  # branch, tag, refs/pr/N or commit sha
+
+HUB_TIMEOUT = float(os.environ.get("VAE_DEMO_HUB_TIMEOUT", "5"))  # seconds per request: connect, and each read
+HUB_DEADLINE = float(os.environ.get("VAE_DEMO_HUB_DEADLINE", "60"))  # seconds for all requests of one load
+MAX_MODEL_BYTES = int(float(os.environ.get("VAE_DEMO_MAX_MODEL_MB", "256")) * 2**20)  # weights, and params * 4
+MAX_JSON_BYTES = 2**20  # config.json, latent_stats.json
+# What a config may ask the server to build (checked before any tensor is allocated).
+MAX_IMAGE_SIZE, MAX_LATENT_DIM, MAX_STAGES, MAX_BLOCK_CONVS = 256, 1024, 8, 4
+MAX_FEATURE_ELEMENTS = 8_000_000  # activations of one image through the conv stacks
+
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 class ModelLoadError(RuntimeError):
@@ -49,7 +68,7 @@ def bundled_models() -> list:
 
 
 def is_repo_id(source: str) -> bool:
-    return bool(REPO_ID_RE.match(source)) and ".." not in source
+    return bool(REPO_ID_RE.match(source)) and ".." not in source and "--" not in source and not source.endswith(".git")
 
 
 def load_vae(
@@ -101,77 +120,200 @@ def _resolve(source: str, revision, allow_local: bool, cache_dir, token) -> Path
     )
 
 
+# --- the Hub ------------------------------------------------------------------------------------------
+class _Expired(Exception):
+    """The load's deadline passed."""
+
+
+class _TransferError(Exception):
+    """A file could not be fetched; the message says why, for a person."""
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def timeout(self) -> float:
+        """The timeout for the next request: HUB_TIMEOUT, or what is left of the deadline."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise _Expired()
+        return min(HUB_TIMEOUT, left)
+
+    def check(self) -> None:
+        if self.passed():
+            raise _Expired()
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.end - 0.05  # a request cut short by the deadline ends just before it
+
+
 def _download(repo_id: str, revision, cache_dir, token) -> Path:
-    """Fetch config.json + model.safetensors (and optional extras) into the Hub cache; return the snapshot folder.
+    """config.json + model.safetensors (+ OPTIONAL_FILES) of a Hub repo -> the snapshot folder in the Hub cache."""
+    return download_snapshot(repo_id, (CONFIG_NAME, WEIGHTS_NAME), OPTIONAL_FILES, revision, cache_dir, token)
 
-    huggingface_hub retries an unreachable Hub with backoff for ~20 s when the file is not cached. We
-    first probe once, without retries and with a short timeout; if the Hub does not answer we use the
-    local cache only, so an offline machine fails (or succeeds from cache) within seconds.
+
+def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), optional=(), revision: Optional[str] = None,
+                      cache_dir=None, token=None) -> Path:
+    """Fetch `required` (and, if present, `optional`) files of one commit into the Hub cache -> its snapshot folder.
+
+    A metadata request for required[0] (no retries, HUB_TIMEOUT) decides whether the Hub is reachable. If it is
+    not (refused, timeout, 5xx), the local cache alone is used, so an offline machine answers within seconds.
+    If it is, every file is pinned to the commit that request named and fetched with `_fetch_file`, all within
+    HUB_DEADLINE. *.safetensors files may be MAX_MODEL_BYTES, others MAX_JSON_BYTES. Raises ModelLoadError.
     """
-    # Imported here so that HF_ENDPOINT / HF_HUB_OFFLINE set by the caller before the first load apply.
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, is_offline_mode
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    # Imported here so that HF_ENDPOINT / HF_HUB_OFFLINE / HF_HUB_CACHE set before the first load apply.
+    import httpx2
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, is_offline_mode
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
+    if not is_repo_id(repo_id):
+        raise ModelLoadError(f"{repo_id!r} is not a Hub repo id of the form 'user/repo'.")
+    if revision is not None and (not REVISION_RE.match(str(revision)) or ".." in str(revision)):
+        raise ModelLoadError(f"{revision!r} is not a valid revision (a branch, tag or commit id) for {repo_id}.")
     where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
-    unreachable = "offline mode (HF_HUB_OFFLINE=1)" if is_offline_mode() else None
+    if is_offline_mode():
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, "offline mode (HF_HUB_OFFLINE=1)")
+
+    deadline = _Deadline(HUB_DEADLINE)
+    first = required[0]
     try:
-        if unreachable is None:
-            try:
-                get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), token=token, timeout=HUB_TIMEOUT)
-            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-                raise
-            except HfHubHTTPError as e:
-                unreachable = f"the Hub answered HTTP {getattr(e.response, 'status_code', '?')}"
-            except Exception as e:  # refused, DNS failure, timeout: httpx errors share no base with OSError
-                unreachable = f"the Hub could not be reached ({type(e).__name__})"
-
-        def fetch(filename: str) -> str:
-            return hf_hub_download(
-                repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
-                etag_timeout=HUB_TIMEOUT, local_files_only=unreachable is not None,
-            )
-
-        config_path = fetch(CONFIG_NAME)
-        try:
-            fetch(WEIGHTS_NAME)
-        except LocalEntryNotFoundError:
-            raise
-        except EntryNotFoundError:
-            raise ModelLoadError(
-                f"The Hub repo {where} has no {WEIGHTS_NAME}. This app loads safetensors weights only and never "
-                "unpickles pytorch_model.bin files; convert the weights with safetensors first."
-            ) from None
-        for extra in OPTIONAL_FILES:
-            with contextlib.suppress(EntryNotFoundError):
-                fetch(extra)
-    except ModelLoadError:
-        raise
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        raise ModelLoadError(
-            f"Could not load {where}: {unreachable or 'the Hub could not be reached'}, and the model is not in the "
-            "local cache. The models already loaded keep working."
-        ) from None
+        meta = get_hf_file_metadata(hf_hub_url(repo_id, first, revision=revision), token=token, timeout=deadline.timeout())
     except RepositoryNotFoundError:
         raise ModelLoadError(f"The Hub repo {repo_id!r} was not found (or it is private and no token was given).") from None
     except RevisionNotFoundError:
         raise ModelLoadError(f"The Hub repo {repo_id!r} has no revision {revision!r}.") from None
     except EntryNotFoundError:
-        raise ModelLoadError(f"The Hub repo {where} has no {CONFIG_NAME}; it is not a vae-demo model.") from None
+        raise ModelLoadError(f"The Hub repo {where} has no {first}; it is not a model this app can load.") from None
     except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", None)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            raise ModelLoadError(f"The Hub refused access to {where} (HTTP {status}).") from None
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, f"the Hub answered HTTP {status}")
+    except Exception as e:  # refused, DNS failure, timeout: httpx errors share no base with OSError
+        why = f"the Hub could not be reached ({type(e).__name__})"
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, why)
+
+    commit = meta.commit_hash or ""
+    if not _COMMIT_RE.match(commit):
+        raise ModelLoadError(f"The Hub sent no valid commit id for {where}; it does not look like a Hugging Face Hub.")
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    fetch = dict(repo_id=repo_id, commit=commit, storage=storage, token=token, deadline=deadline)
+    try:
+        for name in required:
+            try:
+                _fetch_file(name, _limit(name), meta=meta if name == first else None, **fetch)
+            except EntryNotFoundError:
+                if name.endswith(".safetensors"):
+                    raise ModelLoadError(
+                        f"The Hub repo {where} has no {name}. This app loads safetensors weights only and never "
+                        "unpickles .bin files; convert the weights with safetensors first."
+                    ) from None
+                raise ModelLoadError(f"The Hub repo {where} has no {name}.") from None
+        for name in optional:
+            try:
+                _fetch_file(name, _limit(name), **fetch)
+            except (EntryNotFoundError, HfHubHTTPError, httpx2.HTTPError, _TransferError, _Expired, OSError) as e:
+                log.warning("%s of %s skipped: %s", name, where, e or type(e).__name__)
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        if not isinstance(e, _Expired) and not deadline.passed():
+            raise _explain(e, where) from None
+        raise ModelLoadError(
+            f"Downloading {where} from the Hugging Face Hub took longer than {HUB_DEADLINE:g} s; try again later. "
+            "Nothing was saved; the models already loaded keep working."
+        ) from None
+    if revision != commit:  # a branch or tag: remember its commit, so the cache works offline
+        _write_atomic(storage / "refs" / (revision or constants.DEFAULT_REVISION), commit.encode())
+    return storage / "snapshots" / commit
+
+
+def _limit(filename: str) -> int:
+    return MAX_MODEL_BYTES if filename.endswith(".safetensors") else MAX_JSON_BYTES
+
+
+def _explain(e: Exception, where: str) -> ModelLoadError:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(e, _TransferError):
+        return ModelLoadError(f"Could not download {where}: {e} Nothing was saved; the models already loaded keep working.")
+    if isinstance(e, HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", "an error")
-        raise ModelLoadError(f"The Hugging Face Hub answered {status} while fetching {where}; try again later.") from None
-    except Exception as e:  # timeouts, refused connections, broken or truncated transfers
-        raise ModelLoadError(f"Could not download {where} from the Hugging Face Hub ({type(e).__name__}); try again later.") from None
-    return Path(config_path).parent
+        return ModelLoadError(f"Could not download {where}: the Hub answered HTTP {status}; try again later. "
+                              "Nothing was saved; the models already loaded keep working.")
+    if type(e).__module__.startswith(("httpx", "httpcore")):  # a dropped or cut-off transfer after huggingface_hub's resumes
+        return ModelLoadError(f"Could not download {where}: the transfer was cut off ({type(e).__name__}); try again later. "
+                              "Nothing was saved; the models already loaded keep working.")
+    # timeouts, refused connections, a full disk
+    return ModelLoadError(f"Could not download {where} from the Hugging Face Hub ({type(e).__name__}); try again later.")
 
 
+def _from_cache(repo_id: str, required, optional, revision, cache_dir, token, where: str, why: str) -> Path:
+    """The Hub is out of reach: the snapshot folder from the local cache only (no request is sent)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def cached(filename: str) -> str:
+        return hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token, local_files_only=True)
+
+    try:
+        paths = [cached(name) for name in required]
+    except EntryNotFoundError:  # LocalEntryNotFoundError is one
+        raise ModelLoadError(
+            f"Could not load {where}: {why}, and the model is not in the local cache. The models already loaded keep working."
+        ) from None
+    for name in optional:
+        with contextlib.suppress(EntryNotFoundError):
+            cached(name)
+    # the snapshot folder: required[0] may sit in a subfolder ("vae/config.json")
+    return Path(paths[0]).parents[len(Path(required[0]).parts) - 1]
+
+
+def _fetch_file(filename: str, limit: int, *, repo_id: str, commit: str, storage: Path, token, deadline: _Deadline,
+                meta=None) -> Path:
+    """One file of `commit` into the cache (blobs/<etag>, snapshots/<commit>/<filename>) unless it is there already.
+
+    Raises EntryNotFoundError when the repo has no such file; _TransferError / _Expired when the transfer fails.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    pointer = storage / "snapshots" / commit / filename
+    if pointer.is_file():  # follows the link: only a complete blob is ever linked
+        return pointer
+    url = hf_hub_url(repo_id, filename, revision=commit)
+    if meta is None:
+        meta = get_hf_file_metadata(url, token=token, timeout=deadline.timeout())
+    if meta.size is not None and meta.size > limit:
+        raise ModelLoadError(
+            f"{filename} of {repo_id} is {meta.size / 2**20:.0f} MB; this app loads files up to {limit / 2**20:.0f} MB."
+        )
+    # The transfer itself is huggingface_hub's: it writes blobs/<etag> through an .incomplete file and links the
+    # snapshot only when the file is complete. The probe above (no retries) has already turned a missing file,
+    # an error status or an oversized file into a fast answer, so its own retry rounds are not reached in practice.
+    from huggingface_hub import hf_hub_download
+
+    path = Path(hf_hub_download(repo_id, filename, revision=commit, cache_dir=str(storage.parent), token=token,
+                                etag_timeout=deadline.timeout()))
+    got = path.stat().st_size
+    if got > limit or (meta.size is not None and got != meta.size):
+        path.unlink(missing_ok=True)
+        raise _TransferError(f"{filename} arrived with {got} bytes, not the {meta.size} the Hub announced.")
+    deadline.check()
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- building the model -------------------------------------------------------------------------------
 def _load_folder(folder: Path, source: str) -> VAE:
     config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not config_file.is_file() or not weights_file.is_file():
@@ -184,9 +326,12 @@ def _load_folder(folder: Path, source: str) -> VAE:
     if not isinstance(raw, dict):
         raise ModelLoadError(f"The {CONFIG_NAME} of {source!r} is not a JSON object.")
     try:
-        VAEConfig(**raw)
-    except (TypeError, ValueError) as e:
+        config = VAEConfig(**raw)
+        with torch.device("meta"):  # shapes only: nothing is allocated for a config that asks for too much
+            n_params = sum(t.numel() for t in VAE(config).state_dict().values())
+    except (TypeError, ValueError, OverflowError, RuntimeError) as e:
         raise ModelLoadError(f"{source!r} is not a model this app knows how to build: {e}") from None
+    _check_size(config, n_params, source)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
             return VAE.from_pretrained(str(folder), strict=True, map_location="cpu")
@@ -195,10 +340,34 @@ def _load_folder(folder: Path, source: str) -> VAE:
         raise ModelLoadError(f"The weights of {source!r} do not match its config or are damaged: {msg}") from None
 
 
+def _check_size(c: VAEConfig, n_params: int, source: str) -> None:
+    """Refuse configs that would make the server allocate or compute far more than a demo model needs."""
+    counts = {"image_size": c.image_size, "latent_dim": c.latent_dim, "hidden_dim": c.hidden_dim, "block_convs": c.block_convs}
+    counts.update({f"hidden_channels[{i}]": ch for i, ch in enumerate(c.hidden_channels)})
+    for what, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if what == "block_convs" else 1):
+            raise ModelLoadError(
+                f"{source!r} is not a model this app knows how to build: {what} must be a positive whole number, got {value!r}."
+            )
+    features = sum(ch * (c.image_size >> (i + 1)) ** 2 for i, ch in enumerate(c.hidden_channels))
+    features += c.hidden_channels[0] * c.image_size**2  # the decoder's last stage, at full resolution
+    limits = [
+        (c.image_size, MAX_IMAGE_SIZE, "image_size"),
+        (c.latent_dim, MAX_LATENT_DIM, "latent_dim"),
+        (len(c.hidden_channels), MAX_STAGES, "the number of hidden_channels stages"),
+        (c.block_convs, MAX_BLOCK_CONVS, "block_convs"),
+        (features * (1 + c.block_convs), MAX_FEATURE_ELEMENTS, "the activations per image"),
+        (n_params * 4, MAX_MODEL_BYTES, "the size of the weights in bytes"),
+    ]
+    for value, limit, what in limits:
+        if value > limit:
+            raise ModelLoadError(f"{source!r} is too large for this app: {what} is {value:,}, the limit is {limit:,}.")
+
+
 def _read_json(path: Path):
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         raise ModelLoadError(f"{path.name} in {path.parent} is not valid JSON.") from None

@@ -4,6 +4,7 @@ app.py binds these to Gradio components and turns DemoError into gr.Error; the C
 them directly. Every user-facing failure is raised as one of USER_ERRORS with a readable message.
 """
 
+import os
 import tempfile
 import threading
 import time
@@ -15,7 +16,7 @@ from PIL import Image
 
 from . import inference, texts
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, display_scale, grid, heatmap, save_gif, to_pil
+from .images import ImageError, confined_path, display_scale, grid, heatmap, save_gif, to_pil
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import ModelLoadError, bundled_models
@@ -26,29 +27,36 @@ USER_ERRORS = (InputError, ImageError, ModelLoadError)
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
-def image_arg(image):
-    """What Gradio or a caller passes for an image (path, FileData dict, PIL, array) -> what images.open_image takes."""
+def image_arg(image, roots=None):
+    """What Gradio or a caller passes for an image (path, FileData dict, PIL, array) -> what images.open_image takes.
+
+    A dict's "path" is the only field read ("url" is never fetched), and with `roots` a path must lie inside
+    one of them (Gradio's upload folder, the bundled examples): an API client cannot make us read other files.
+    """
     if isinstance(image, dict):
-        image = image.get("path") or image.get("url")
-        if image is None:
+        image = image.get("path")
+        if not image:
             raise ImageError("No image was given. Upload an image or pick an example.")
+    if roots is not None and isinstance(image, (str, os.PathLike)):
+        image = confined_path(image, roots)
     return image
 
 
 class DemoService:
-    def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None):
+    def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
+        self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders
         self.gif_dir = Path(gif_dir or tempfile.mkdtemp(prefix="vae-demo-gifs-"))
         self.gif_dir.mkdir(parents=True, exist_ok=True)
         self._gif_lock = threading.Lock()
         self._maps: dict = {}  # model name -> LatentMap (drawn once)
 
     @classmethod
-    def from_sources(cls, sources: list, device: torch.device) -> "DemoService":
+    def from_sources(cls, sources: list, device: torch.device, upload_roots: Optional[list] = None) -> "DemoService":
         registry = ModelRegistry(device)
         for s in sources or ["mnist"]:
             registry.load(s, allow_local=True)
-        return cls(registry)
+        return cls(registry, upload_roots=upload_roots)
 
     # --- models -------------------------------------------------------------------------
     def models(self) -> list:
@@ -102,7 +110,7 @@ class DemoService:
     def reconstruct(self, image, model: Optional[str] = None):
         """image -> (reconstruction, input as seen, error map, metrics dict, one-paragraph summary)"""
         vae = self.registry.get(model)
-        r = inference.reconstruct(vae, image_arg(image), n_posterior=1)
+        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1)
         s = display_scale(vae.config.image_size)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
@@ -129,7 +137,7 @@ class DemoService:
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
         """image -> (posterior samples, mu/sigma/KL chart, PCA reconstruction or None)"""
         vae = self.registry.get(model)
-        r = inference.reconstruct(vae, image_arg(image), n_posterior=n_posterior)
+        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior)
         s = display_scale(vae.config.image_size)
         if inference.is_spatial(vae):  # one heat map per latent channel of mu instead of a bar per dimension
             maps = r.mu.float().cpu()
@@ -154,14 +162,14 @@ class DemoService:
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
-        x = inference.interpolate(vae, image_arg(image_a), image_arg(image_b), steps, method)
+        x = inference.interpolate(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps, method)
         s = display_scale(vae.config.image_size)
         frames = [to_pil(t, s) for t in x]
         return frames, self._write_gif(frames)
 
     def encode(self, image, model: Optional[str] = None) -> list:
         vae = self.registry.get(model)
-        return inference.encode_mean(vae, image_arg(image))[0]
+        return inference.encode_mean(vae, image_arg(image, self.upload_roots))[0]
 
     def decode(self, z, model: Optional[str] = None) -> Image.Image:
         vae = self.registry.get(model)
@@ -186,7 +194,7 @@ class DemoService:
     def channel_offsets(self, image, model: Optional[str] = None, *offsets) -> Image.Image:
         """Photo models: shift each latent channel of an image's code by a constant -> the decoded image."""
         vae = self.registry.get(model)
-        return to_pil(inference.decode_with_offsets(vae, image_arg(image), list(offsets)))
+        return to_pil(inference.decode_with_offsets(vae, image_arg(image, self.upload_roots), list(offsets)))
 
     def current_z(self, model: Optional[str], base_z: list, values: list) -> list:
         vae = self.registry.get(model)
@@ -230,7 +238,7 @@ class DemoService:
         lm = knowledge(vae).latent_map
         marks = []
         if image is not None:
-            mu, _ = inference.encode_mean(vae, image_arg(image))
+            mu, _ = inference.encode_mean(vae, image_arg(image, self.upload_roots))
             uv = latent_to_map(lm, torch.tensor(mu))
             marks.append((*uv, "#ea580c"))
             point = point or uv

@@ -48,7 +48,21 @@ def user_errors(fn):
 def build_demo(service: DemoService) -> gr.Blocks:
     names = service.model_names()
     first = names[0]
-    n_sliders = min(MAX_SLIDERS, max(service.registry.get(n).config.latent_dim for n in names))
+    n_sliders = min(MAX_SLIDERS, max([service.registry.get(n).config.latent_dim or 1 for n in names]))
+
+    def caps(model) -> frozenset:
+        return service.registry.get(model).capabilities
+
+    def zero_z(model):
+        d = service.registry.get(model).config.latent_dim
+        return [0.0] * d if d else []
+
+    def start_image(model):
+        return service.decode(zero_z(model), model) if "sliders" in caps(model) else None
+
+    def capability_note(model) -> str:
+        notes = getattr(service.registry.get(model), "notes", {}) or {}
+        return "  \n".join(f"**{k}**: {v}" for k, v in notes.items() if k in ("sample", "sliders", "traverse"))
 
     def example_rows(model):
         return [[p] for p in service.examples(model)]
@@ -117,7 +131,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @user_errors
     def sliders_reset(model, base):
-        z = base if base else [0.0] * service.registry.get(model).config.latent_dim
+        z = base if base else zero_z(model)
         return [service.decode(z, model), *slider_updates(model, z)]
 
     @user_errors
@@ -152,12 +166,15 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @user_errors
     def on_model_change(model):
-        z = [0.0] * service.registry.get(model).config.latent_dim
+        z = zero_z(model)
         has_map = service.has_latent_map(model)
+        c = caps(model)
         return [service.model_card(model), service.how_it_works(model), gr.Dataset(samples=example_rows(model)),
                 gr.Dataset(samples=pair_rows(model)), gr.Dataset(samples=example_rows(model)),
-                gr.Dataset(samples=example_rows(model)), z, service.decode(z, model), gr.update(visible=has_map),
-                gr.update(visible=not has_map), *map_outputs(model)[:4], *slider_updates(model, z)]
+                gr.Dataset(samples=example_rows(model)), z, start_image(model), gr.update(visible=has_map),
+                gr.update(visible=not has_map), *map_outputs(model)[:4],
+                gr.update(visible="sample" in c), gr.update(visible="sliders" in c), gr.update(visible="latent_map" in c),
+                capability_note(model), *slider_updates(model, z)]
 
     # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
     M = dict(concurrency_id="model")
@@ -168,6 +185,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
             hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
             load_btn = gr.Button("Load", scale=1)
         card = gr.Markdown(service.model_card(first))
+        cap_note = gr.Markdown(capability_note(first))
         load_status = gr.Markdown()
         with gr.Accordion("How it works: the loss, the reparameterization trick, this model's β and latent size", open=False):
             how = gr.Markdown(service.how_it_works(first), latex_delimiters=LATEX)
@@ -193,7 +211,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
                                               height=150, object_fit="contain", elem_classes="pixelated")
                         with gr.Accordion("All metrics (JSON)", open=False):
                             rec_metrics = gr.JSON(label="Metrics")
-            with gr.Tab("Sample", id="sample"):
+            with gr.Tab("Sample", id="sample", visible="sample" in caps(first)) as tab_sample:
                 gr.Markdown(texts.SAMPLE)
                 with gr.Row():
                     with gr.Column(scale=1, min_width=220):
@@ -218,9 +236,9 @@ def build_demo(service: DemoService) -> gr.Blocks:
                 with gr.Row():
                     i_anim = gr.Image(label="Animation", type="filepath", interactive=False, height=200, elem_classes="pixelated")
                     i_file = gr.File(label="Download the GIF")
-            with gr.Tab("Latent sliders", id="sliders"):
+            with gr.Tab("Latent sliders", id="sliders", visible="sliders" in caps(first)) as tab_sliders:
                 gr.Markdown(texts.SLIDERS)
-                base_z = gr.State([0.0] * service.registry.get(first).config.latent_dim)
+                base_z = gr.State(zero_z(first))
                 with gr.Row():
                     with gr.Column(scale=1, min_width=220):
                         l_in = gr.Image(label="Start from an image", type="filepath", sources=["upload", "clipboard"], height=180)
@@ -244,7 +262,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
                                   format="png", interactive=False)
                 with gr.Accordion("μ of the image (latent means, JSON)", open=False):
                     l_mu = gr.JSON(label="μ")
-            with gr.Tab("Latent map", id="map"):
+            with gr.Tab("Latent map", id="map", visible="latent_map" in caps(first)) as tab_map:
                 gr.Markdown(texts.LATENT_MAP)
                 no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.evaluate`).",
                                      visible=not service.has_latent_map(first))
@@ -282,7 +300,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
         load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
         hub_id.submit(load_model, [hub_id], [model, load_status], api_visibility="private", concurrency_limit=1)
         model.change(on_model_change, [model],
-                     [card, how, rec_ex, i_ex, l_ex, m_ex, base_z, l_out, map_row, no_map, m_img, m_out, m_u, m_v, *sliders],
+                     [card, how, rec_ex, i_ex, l_ex, m_ex, base_z, l_out, map_row, no_map, m_img, m_out, m_u, m_v,
+                      tab_sample, tab_sliders, tab_map, cap_note, *sliders],
                      api_visibility="private", **M)
 
         # Reconstruct: the API answer first, then the pictures that explain it.
@@ -319,7 +338,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
         api_list.click(models, None, [api_models], api_name="models")
 
         def on_load(m):
-            return [service.decode([0.0] * service.registry.get(m).config.latent_dim, m), *map_outputs(m)[:4]]
+            return [start_image(m), *map_outputs(m)[:4]]
 
         demo.load(user_errors(on_load), [model], [l_out, m_img, m_out, m_u, m_v], api_visibility="private", **M)
     demo.queue(max_size=64, default_concurrency_limit=2)

@@ -30,14 +30,16 @@ log = logging.getLogger("vae_demo.loading")
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-OPTIONAL_FILES = ("latent_stats.json",)  # fetched when a repo has them; nothing breaks when it does not
+# What a model knows about its data (see knowledge.py): fetched when a repo has them; nothing breaks when it does not.
+OPTIONAL_FILES = ("latent_stats.json", "metrics.json", "pca.safetensors", "latent_map.safetensors")
+PHOTO_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' name (Stable Diffusion's VAE, TAESD)
 # owner/name as the Hub allows them: letters, digits, '-', '_', '.'; no '..' or '--', no leading '.'.
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$")  # branch, tag, refs/pr/N or commit sha
 
 HUB_TIMEOUT = float(os.environ.get("VAE_DEMO_HUB_TIMEOUT", "5"))  # seconds per request: connect, and each read
 HUB_DEADLINE = float(os.environ.get("VAE_DEMO_HUB_DEADLINE", "60"))  # seconds for all requests of one load
-MAX_MODEL_BYTES = int(float(os.environ.get("VAE_DEMO_MAX_MODEL_MB", "256")) * 2**20)  # weights, and params * 4
+MAX_MODEL_BYTES = int(float(os.environ.get("VAE_DEMO_MAX_MODEL_MB", "400")) * 2**20)  # the SD VAE's weights: 335 MB  # weights, and params * 4
 MAX_JSON_BYTES = 2**20  # config.json, latent_stats.json
 # What a config may ask the server to build (checked before any tensor is allocated).
 MAX_IMAGE_SIZE, MAX_LATENT_DIM, MAX_STAGES, MAX_BLOCK_CONVS = 256, 1024, 8, 4
@@ -88,7 +90,7 @@ def load_vae(
     if not source:
         raise ModelLoadError("No model was named. Give a bundled name (e.g. 'mnist') or a Hub repo id 'user/repo'.")
     folder = _resolve(source, revision, allow_local, cache_dir, token)
-    vae = _load_folder(folder, source)
+    vae = _load_folder(folder, source, torch.device(device))
     vae.info = ModelInfo(
         name=Path(source).name if allow_local and Path(source).is_dir() and source not in bundled_models() else source,
         source=source,
@@ -149,7 +151,14 @@ class _Deadline:
 
 
 def _download(repo_id: str, revision, cache_dir, token) -> Path:
-    """config.json + model.safetensors (+ OPTIONAL_FILES) of a Hub repo -> the snapshot folder in the Hub cache."""
+    """config.json + the weights (+ OPTIONAL_FILES) of a Hub repo -> the snapshot folder in the Hub cache.
+
+    The config says which kind of model it is: a diffusers autoencoder ("_class_name") keeps its weights in
+    diffusion_pytorch_model.safetensors, a vae-demo model in model.safetensors."""
+    folder = download_snapshot(repo_id, (CONFIG_NAME,), (), revision, cache_dir, token)
+    raw = _read_json(folder / CONFIG_NAME)
+    if isinstance(raw, dict) and "_class_name" in raw:
+        return download_snapshot(repo_id, (CONFIG_NAME, PHOTO_WEIGHTS), (), revision, cache_dir, token)
     return download_snapshot(repo_id, (CONFIG_NAME, WEIGHTS_NAME), OPTIONAL_FILES, revision, cache_dir, token)
 
 
@@ -314,7 +323,15 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 # --- building the model -------------------------------------------------------------------------------
-def _load_folder(folder: Path, source: str) -> VAE:
+def _load_folder(folder: Path, source: str, device: torch.device = torch.device("cpu")) -> VAE:
+    raw = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
+    if isinstance(raw, dict) and "_class_name" in raw:  # a diffusers autoencoder: photo.py builds and checks it
+        from .photo import PhotoModelError, load_photo_vae
+
+        try:
+            return load_photo_vae(folder, device=device)
+        except PhotoModelError as e:
+            raise ModelLoadError(f"{source!r}: {e}") from None
     config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not config_file.is_file() or not weights_file.is_file():
         has_pickle = (folder / "pytorch_model.bin").exists()

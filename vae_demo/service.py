@@ -92,12 +92,13 @@ class DemoService:
         return display_scale(self.registry.get(model).config.image_size)
 
     def examples(self, model: Optional[str] = None) -> list:
-        """Example image paths shipped with a model (falls back to the first bundled model's)."""
+        """Example image paths shipped with a model; grey models without their own borrow the bundled digits."""
         try:
-            ex = self.registry.get(model).info.examples
+            vae = self.registry.get(model)
         except ModelLoadError:
-            ex = []
-        if not ex:
+            return []
+        ex = vae.info.examples
+        if not ex and vae.config.channels == 1:
             from .loading import CHECKPOINTS_DIR
 
             for name in bundled_models():

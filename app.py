@@ -135,6 +135,10 @@ def build_demo(service: DemoService) -> gr.Blocks:
         return [service.decode(z, model), *slider_updates(model, z)]
 
     @user_errors
+    def channel_offsets(image, model, *offsets):
+        return service.channel_offsets(image, model, *offsets)
+
+    @user_errors
     def slider_update(model, base, *values):
         return service.decode_with_sliders(model, base, list(values))
 
@@ -174,7 +178,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
                 gr.Dataset(samples=example_rows(model)), z, start_image(model), gr.update(visible=has_map),
                 gr.update(visible=not has_map), *map_outputs(model)[:4],
                 gr.update(visible="sample" in c), gr.update(visible="sliders" in c), gr.update(visible="latent_map" in c),
-                capability_note(model), *slider_updates(model, z)]
+                gr.update(visible="channel_offsets" in c), capability_note(model), *slider_updates(model, z)]
 
     # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
     M = dict(concurrency_id="model")
@@ -262,6 +266,14 @@ def build_demo(service: DemoService) -> gr.Blocks:
                                   format="png", interactive=False)
                 with gr.Accordion("μ of the image (latent means, JSON)", open=False):
                     l_mu = gr.JSON(label="μ")
+            with gr.Tab("Latent channels", id="channels", visible="channel_offsets" in caps(first)) as tab_channels:
+                gr.Markdown(texts.CHANNELS)
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=240):
+                        c_in = gr.Image(label="A photo", type="filepath", sources=["upload", "clipboard"], height=220)
+                        c_offsets = [gr.Slider(-3, 3, value=0, step=0.1, label=f"latent channel {i}: offset") for i in range(4)]
+                        c_btn = gr.Button("Decode with these offsets", variant="primary")
+                    c_out = gr.Image(label="decode(μ + offset per channel)", format="png", interactive=False, scale=2)
             with gr.Tab("Latent map", id="map", visible="latent_map" in caps(first)) as tab_map:
                 gr.Markdown(texts.LATENT_MAP)
                 no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.evaluate`).",
@@ -301,7 +313,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
         hub_id.submit(load_model, [hub_id], [model, load_status], api_visibility="private", concurrency_limit=1)
         model.change(on_model_change, [model],
                      [card, how, rec_ex, i_ex, l_ex, m_ex, base_z, l_out, map_row, no_map, m_img, m_out, m_u, m_v,
-                      tab_sample, tab_sliders, tab_map, cap_note, *sliders],
+                      tab_sample, tab_sliders, tab_map, tab_channels, cap_note, *sliders],
                      api_visibility="private", **M)
 
         # Reconstruct: the API answer first, then the pictures that explain it.
@@ -326,6 +338,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
               api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden", **M)
         l_trav_btn.click(traverse_current, [model, base_z, *sliders], [l_trav], api_visibility="private", **M)
 
+        c_btn.click(channel_offsets, [c_in, model, *c_offsets], [c_out], api_visibility="private", preprocess=False, **M)
         m_ex.click(lambda row: row[0], m_ex, m_in, api_visibility="private")
         map_outs = [m_img, m_out, m_u, m_v, m_point]
         m_img.select(map_click, [model], map_outs, api_visibility="private", **M)

@@ -52,3 +52,7 @@ LATENT_MAP = """Every dot is a test image's μ, projected from the latent space 
 coloured by class. Classes form regions because similar images get similar codes. **Click anywhere on the map**
 (or move the two sliders) to decode that point — including the gaps between regions. Mark an image of your own
 to see where it lands."""
+
+CHANNELS = """A photo autoencoder's latent is not a vector but a small image: 4 channels at 1/8 of the photo's size. There
+is no single dimension to turn, so each slider here adds a constant to one **latent channel** everywhere and decodes
+the result — the channels carry colour and brightness more than objects, which is why Stable Diffusion works on them."""

@@ -86,9 +86,12 @@ def build_demo(service: DemoService) -> gr.Blocks:
         return service.sample(model, n, seed, temperature)
 
     @user_errors
+    def sample_grid(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
+        return service.sample_grid(model, n, seed, temperature)
+
+    @user_errors
     def interpolate(image_a, image_b, model: str = first, steps: int = 8, method: str = "lerp"):
-        frames, gif = service.interpolate(image_a, image_b, model, steps, method)
-        return frames, gif, gif
+        return service.interpolate(image_a, image_b, model, steps, method)  # frames, GIF
 
     @user_errors
     def encode(image, model: str = first):
@@ -223,9 +226,12 @@ def build_demo(service: DemoService) -> gr.Blocks:
                         s_seed = gr.Number(value=0, precision=0, label="Seed")
                         s_temp = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
                         s_btn = gr.Button("Sample from the prior", variant="primary")
+                        s_grid_btn = gr.Button("As one grid image")
                     with gr.Column(scale=3):
                         s_gallery = gr.Gallery(label="Samples: decode(z), z ~ N(0, T²·I)", format="png", columns=8,
                                                height="auto", elem_classes="pixelated")
+                        s_grid = gr.Image(label="Samples as one grid", format="png", interactive=False, visible=True,
+                                          elem_classes="pixelated")
             with gr.Tab("Interpolate", id="interpolate"):
                 gr.Markdown(texts.INTERPOLATE)
                 with gr.Row():
@@ -237,9 +243,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
                         i_btn = gr.Button("Interpolate", variant="primary")
                 i_ex = gr.Dataset(components=[i_a, i_b], samples=pair_rows(first), label="Example pairs", samples_per_page=5)
                 i_gallery = gr.Gallery(label="Frames from A to B", format="png", columns=10, height="auto", elem_classes="pixelated")
-                with gr.Row():
-                    i_anim = gr.Image(label="Animation", type="filepath", interactive=False, height=200, elem_classes="pixelated")
-                    i_file = gr.File(label="Download the GIF")
+                i_anim = gr.Image(label="Animation (the download button saves the GIF)", type="filepath", interactive=False,
+                                  height=240, elem_classes="pixelated", buttons=["download", "fullscreen"])
             with gr.Tab("Latent sliders", id="sliders", visible="sliders" in caps(first)) as tab_sliders:
                 gr.Markdown(texts.SLIDERS)
                 base_z = gr.State(zero_z(first))
@@ -323,9 +328,11 @@ def build_demo(service: DemoService) -> gr.Blocks:
             explain, [rec_in, model], [rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
 
         s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_gallery], api_name="sample", preprocess=False, **M)
+        # The same samples as one grid image: one file instead of n, for API clients that want speed.
+        s_grid_btn.click(sample_grid, [model, s_n, s_seed, s_temp], [s_grid], api_name="sample_grid", preprocess=False, **M)
 
         i_ex.click(lambda row: (row[0], row[1]), i_ex, [i_a, i_b], api_visibility="private")
-        i_btn.click(interpolate, [i_a, i_b, model, i_steps, i_method], [i_gallery, i_anim, i_file],
+        i_btn.click(interpolate, [i_a, i_b, model, i_steps, i_method], [i_gallery, i_anim],
                     api_name="interpolate", preprocess=False, **M)
 
         l_ex.click(lambda row: row[0], l_ex, l_in, api_visibility="private")

@@ -61,7 +61,7 @@ def test_sample_gallery_follows_n_and_seed(client):
 
 
 def test_interpolate_returns_frames_and_a_gif(client, examples):
-    frames, anim, gif = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
+    frames, gif = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
                                        steps=7, method="slerp", api_name="/interpolate")
     assert len(frames) == 7
     with Image.open(gif) as g:
@@ -97,3 +97,9 @@ def test_traverse_returns_a_grid_image(client):
         client.predict(z="", n_dims=0, api_name="/traverse")
     with pytest.raises(Exception, match="z must be a list"):
         client.predict(z="[0.5]", n_dims=2, api_name="/traverse")
+
+
+def test_sample_grid_is_one_image_of_the_same_samples(client):
+    path = client.predict(n=16, seed=3, temperature=1.0, api_name="/sample_grid")
+    with Image.open(path) as im:
+        assert im.width > im.height > 28  # 8 columns, 2 rows

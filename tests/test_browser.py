@@ -111,7 +111,7 @@ def test_interpolate_tab(page):
     page.get_by_role("button", name="Interpolate", exact=True).click()
     page.wait_for_function("document.querySelectorAll('.grid-wrap img').length >= 10")
     assert page.locator(".grid-wrap img").count() == 10  # the Steps slider's default
-    page.wait_for_selector("text=Download the GIF")
+    page.wait_for_selector("text=the download button saves the GIF")
     shot(page, "interpolate")
 
 

@@ -96,7 +96,10 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
         "## Result",
         f"- epochs completed: {last['epoch']} of {args.epochs}",
         f"- final test ELBO: {last['test_elbo']:.2f} nats per image "
-        f"(reconstruction {last['test_rec']:.2f} + KL {last['test_kl']:.2f}); the test set is binarized once with seed 0",
+        f"(reconstruction {last['test_rec']:.2f} + KL {last['test_kl']:.2f}); "
+        + ("the test set is binarized once with seed 0" if args.binarize else
+           "5,000 freshly generated test sprites" if args.dataset == "dsprites" else "grey-level test set")
+        + ("" if args.likelihood == "bernoulli" else " (a Gaussian density: positive values are normal, not comparable with nats of binary data)"),
         f"- training time: {sum(r['seconds'] for r in log) / 60:.1f} min on {last['device']}",
         "",
         "Per-epoch figures are in `training_log.json`.",

@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 
 from vae_demo.images import MAX_UPLOAD_BYTES
 from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
+from vae_demo.photo import gpu_decorator
 from vae_demo.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")
@@ -27,8 +28,14 @@ CSS = """
 """
 
 
+# On a Hugging Face ZeroGPU Space a GPU exists only inside functions decorated with spaces.GPU; elsewhere a no-op.
+GPU = gpu_decorator()
+
+
 def user_errors(fn):
-    """Turn the package's readable errors into gr.Error (shown in the page and returned by the API)."""
+    """Turn the package's readable errors into gr.Error (shown in the page and returned by the API).
+    Every handler that runs a model goes through here, so this is also where ZeroGPU's decorator is applied."""
+    fn = GPU(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

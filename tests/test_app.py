@@ -103,3 +103,25 @@ def test_sample_grid_is_one_image_of_the_same_samples(client):
     path = client.predict(n=16, seed=3, temperature=1.0, api_name="/sample_grid")
     with Image.open(path) as im:
         assert im.width > im.height > 28  # 8 columns, 2 rows
+
+
+def test_handlers_are_wrapped_for_zerogpu_when_spaces_is_importable(monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn: calls.append(fn.__name__) or fn
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    import app
+
+    reloaded = importlib.reload(app)
+    try:
+        assert reloaded.GPU is fake.GPU
+        assert {"reconstruct", "sample", "interpolate", "encode", "decode"} <= set(calls)  # every model handler
+        wrapped = reloaded.user_errors(lambda: 1)
+        assert wrapped() == 1 and calls[-1] == "<lambda>"
+    finally:
+        monkeypatch.delitem(sys.modules, "spaces")
+        importlib.reload(app)

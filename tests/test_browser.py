@@ -87,9 +87,12 @@ def test_reconstruct_tab(page):
     pick_example(page)  # the first example digit
     page.get_by_role("button", name="Reconstruct", exact=True).click()
     page.wait_for_selector("text=PSNR")
-    page.wait_for_selector("text=Posterior samples")
-    page.wait_for_function("document.querySelectorAll('.grid-wrap img, .gallery img').length >= 8")
+    page.wait_for_selector(label_img("μ ± σ and KL per latent dimension"), state="visible")  # the chained explanation
+    page.wait_for_function("!document.body.innerText.includes('processing')")
     assert not_blank(image_at(page, label_img("Reconstruction: decode(μ)")))
+    assert not_blank(image_at(page, label_img("PCA baseline")))
+    posterior = page.locator(".block:has(label:has-text('Posterior samples')) img")
+    assert posterior.count() == 8
     assert "ELBO" in page.locator("body").inner_text()
     page.get_by_text("How it works").click()
     page.wait_for_selector("text=reparameterization", state="visible")
@@ -169,6 +172,6 @@ def test_phone_width_and_keyboard(browser, server):
     btn.focus()
     pg.keyboard.press("Enter")  # usable without a mouse
     pg.wait_for_selector("text=PSNR")
-    pg.wait_for_function("document.querySelectorAll('.grid-wrap img').length >= 8")
+    pg.wait_for_function("!document.body.innerText.includes('processing')")
     shot(pg, "phone")
     ctx.close()

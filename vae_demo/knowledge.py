@@ -27,9 +27,11 @@ class Knowledge:
     latent_map: Optional[dict] = None  # latent_map.safetensors: 2-D PCA of test-set means, labels
 
     def factor_names(self) -> dict:
-        """{latent dim: "x position"} for models whose evaluation matched dims to known factors (dSprites)."""
-        found = (self.metrics or {}).get("factor_dims") or {}
-        return {int(d): name for d, name in found.items()}
+        """{latent dim: "x position (|ρ| 0.93)"} for models whose evaluation matched dims to known factors (dSprites):
+        the factor a dimension tracks best and how closely (rank correlation on fresh generated sprites)."""
+        m = self.metrics or {}
+        rho = m.get("factor_best_rho") or {}
+        return {int(d): name + (f" (|ρ| {rho[name]:.2f})" if name in rho else "") for d, name in (m.get("factor_dims") or {}).items()}
 
     def anomaly_percentile(self, mse: float) -> Optional[float]:
         """Share of test images (in %) that the model reconstructs better than this one; None if unknown."""

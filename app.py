@@ -249,7 +249,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
                         i_method = gr.Radio(["lerp", "slerp"], value="lerp", label="Path")
                         i_btn = gr.Button("Interpolate", variant="primary")
                 i_ex = gr.Dataset(components=[i_a, i_b], samples=pair_rows(first), label="Example pairs", samples_per_page=5)
-                i_gallery = gr.Gallery(label="Frames from A to B", format="png", columns=10, height="auto", elem_classes="pixelated")
+                i_gallery = gr.Gallery(label="Frames from A to B", format="png", columns=10, height=170, object_fit="contain",
+                                       elem_classes="pixelated")
                 i_anim = gr.Image(label="Animation (the download button saves the GIF)", type="filepath", interactive=False,
                                   height=240, elem_classes="pixelated", buttons=["download", "fullscreen"])
             with gr.Tab("Latent sliders", id="sliders", visible="sliders" in caps(first)) as tab_sliders:

@@ -114,7 +114,9 @@ def test_interpolate_tab(page):
     page.get_by_role("button", name="Interpolate", exact=True).click()
     page.wait_for_function("document.querySelectorAll('.grid-wrap img').length >= 10")
     assert page.locator(".grid-wrap img").count() == 10  # the Steps slider's default
-    page.wait_for_selector("text=the download button saves the GIF")
+    anim = label_img("Animation")
+    page.wait_for_selector(anim, state="visible")  # the GIF itself is shown, not only its label
+    assert not_blank(image_at(page, anim))
     shot(page, "interpolate")
 
 

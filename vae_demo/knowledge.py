@@ -79,7 +79,7 @@ def knowledge(vae) -> Knowledge:
                     if m["components"].shape[1] == vae.config.latent_dim:
                         k.latent_map = {key: v.float() if v.is_floating_point() else v.long() for key, v in m.items()}
             except Exception:  # a damaged optional file must not stop the model from serving
-                k.pca, k.latent_map = k.pca, None
+                k.latent_map = None
         vae._knowledge = k
         return k
 

@@ -5,7 +5,7 @@ No `from __future__ import annotations` here: PyTorchModelHubMixin reads the rea
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch

@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--init-from", default=None,
+                   help="continue from this checkpoint folder (same architecture): its weights, training log and commands carry over")
     p.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16",
                    help="dtype of the saved model.safetensors (float16 halves the size; loading casts back to float32)")
     return p.parse_args(argv)
@@ -73,13 +75,15 @@ def save_checkpoint(model: VAE, out: Path, dtype: str) -> None:
     """config.json + model.safetensors (in `dtype`: the weights of these small models lose nothing measurable in float16)."""
     from safetensors.torch import save_file
 
+    model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors only
     model.save_pretrained(out)
     if dtype != "float32":
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    model.to(memory_format=torch.channels_last)
 
 
-def write_model_card(out: Path, args: argparse.Namespace, log: list, command: str) -> None:
+def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: list[str], planned: int) -> None:
     last = log[-1]
     lines = [
         "---",
@@ -99,14 +103,15 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
         "",
         *([args.notes, ""] if args.notes else []),
         "## Reproduce",
+        *(["Run these in order (each continues from the checkpoint the one before wrote):"] if len(commands) > 1 else []),
         "```bash",
-        command,
+        *commands,
         "```",
         f"Seed {args.seed}; Adam, learning rate {args.lr} with cosine decay, batch {args.batch_size}, "
         f"KL warm-up over {args.warmup_epochs:g} epochs.",
         "",
         "## Result",
-        f"- epochs completed: {last['epoch']} of {args.epochs}",
+        f"- epochs completed: {last['epoch']} of {planned}",
         f"- final test ELBO: {last['test_elbo']:.2f} nats per image "
         f"(reconstruction {last['test_rec']:.2f} + KL {last['test_kl']:.2f}); "
         + ("the test set is binarized once with seed 0" if args.binarize else
@@ -123,6 +128,12 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, command: st
 def main(argv=None) -> None:
     args = parse_args(argv)
     command = "python -m vae_demo.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    commands, log = [command], []
+    if args.init_from:  # a continuation: the earlier run's commands and per-epoch log come first
+        init = Path(args.init_from)
+        earlier = init / "train_commands.txt"
+        commands = (earlier.read_text().splitlines() if earlier.is_file() else [f"# (commands of {init} unknown)"]) + [command]
+        log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -152,15 +163,22 @@ def main(argv=None) -> None:
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
         class_names=test.class_names,
     )
-    model = VAE(config).to(device)
+    model = VAE(config)
+    if args.init_from:
+        earlier = VAE.from_pretrained(args.init_from)
+        if earlier.config != config:
+            raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
+        model.load_state_dict(earlier.state_dict())
+    # channels-last convolutions train about 1.8x faster on this CPU
+    model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps_per_epoch = math.ceil(n_train / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
     gen = torch.Generator().manual_seed(args.seed)
-    log, step = [], 0
+    step, first = 0, len(log) + 1
 
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(first, first + args.epochs):
         model.train()
         t0 = time.time()
         if train is None:
@@ -168,14 +186,14 @@ def main(argv=None) -> None:
         else:
             perm = torch.randperm(n_train, generator=gen)
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False, mininterval=5)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{first + args.epochs - 1}", leave=False, mininterval=5)
         for b in bar:
             if train is None:
                 x = generate(epoch_factors[b * args.batch_size : (b + 1) * args.batch_size])
             else:
                 x = train.images[perm[b * args.batch_size : (b + 1) * args.batch_size]]
             x = binarize(x, gen) if args.binarize else x
-            x = x.to(device)
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
             warm = min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
             beta = args.beta * warm
             if args.objective == "beta-tcvae":
@@ -194,7 +212,7 @@ def main(argv=None) -> None:
             sums["rec"] += outp.rec_loss.sum().item()
             sums["kl"] += outp.kl.sum().item()
             bar.set_postfix(loss=f"{loss.item():.1f}", refresh=False)
-        row = {"epoch": epoch, "beta": beta, "lr": sched.get_last_lr()[0], "device": str(device)}
+        row = {"epoch": epoch, **({"continued_at": first} if epoch == first and first > 1 else {}), "beta": beta, "lr": sched.get_last_lr()[0], "device": str(device)}
         row.update({f"train_{k}": v / n_train for k, v in sums.items()})
         row.update(evaluate_elbo(model, test.images))
         row["seconds"] = time.time() - t0
@@ -206,7 +224,8 @@ def main(argv=None) -> None:
         model.eval()
         save_checkpoint(model, out, args.weights_dtype)
         (out / "training_log.json").write_text(json.dumps(log, indent=1))
-        write_model_card(out, args, log, command)
+        (out / "train_commands.txt").write_text("\n".join(commands) + "\n")
+        write_model_card(out, args, log, commands, planned=first + args.epochs - 1)
 
     stats = latent_statistics(model, test.images, test.labels)
     (out / "latent_stats.json").write_text(json.dumps(stats, indent=1))

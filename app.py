@@ -9,10 +9,11 @@ import logging
 import os
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+import gradio_sessions
 from vae_demo import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device
-from gradio.utils import get_upload_folder
 
 from vae_demo.images import MAX_UPLOAD_BYTES
 from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
@@ -53,6 +54,7 @@ def user_errors(fn):
 
 
 def build_demo(service: DemoService) -> gr.Blocks:
+    gradio_sessions.install()  # a sessionless API call no longer copies the config of all ~150 blocks
     names = service.model_names()
     first = names[0]
     n_sliders = min(MAX_SLIDERS, max([service.registry.get(n).config.latent_dim or 1 for n in names]))
@@ -85,20 +87,16 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @user_errors
     def explain(image, model: str = first):
-        posterior, chart, pca = service.explain(image, model)
-        return posterior, chart, gr.update(value=pca, visible=pca is not None)
+        seen, posterior, chart, pca = service.explain(image, model)
+        return seen, posterior, chart, gr.update(value=pca, visible=pca is not None)
 
     @user_errors
     def sample(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
-        return service.sample(model, n, seed, temperature)
-
-    @user_errors
-    def sample_grid(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
-        return service.sample_grid(model, n, seed, temperature)
+        return service.sample_grid(model, n, seed, temperature)  # one image of n samples: one file, not n
 
     @user_errors
     def interpolate(image_a, image_b, model: str = first, steps: int = 8, method: str = "lerp"):
-        return service.interpolate(image_a, image_b, model, steps, method)  # frames, GIF
+        return service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF
 
     @user_errors
     def encode(image, model: str = first):
@@ -233,12 +231,9 @@ def build_demo(service: DemoService) -> gr.Blocks:
                         s_seed = gr.Number(value=0, precision=0, label="Seed")
                         s_temp = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
                         s_btn = gr.Button("Sample from the prior", variant="primary")
-                        s_grid_btn = gr.Button("As one grid image")
                     with gr.Column(scale=3):
-                        s_gallery = gr.Gallery(label="Samples: decode(z), z ~ N(0, T²·I)", format="png", columns=8,
-                                               height="auto", elem_classes="pixelated")
-                        s_grid = gr.Image(label="Samples as one grid", format="png", interactive=False, visible=True,
-                                          elem_classes="pixelated")
+                        s_grid = gr.Image(label="Samples: decode(z), z ~ N(0, T²·I)", format="png", interactive=False,
+                                          elem_classes="pixelated", buttons=["download", "fullscreen"])
             with gr.Tab("Interpolate", id="interpolate"):
                 gr.Markdown(texts.INTERPOLATE)
                 with gr.Row():
@@ -249,8 +244,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
                         i_method = gr.Radio(["lerp", "slerp"], value="lerp", label="Path")
                         i_btn = gr.Button("Interpolate", variant="primary")
                 i_ex = gr.Dataset(components=[i_a, i_b], samples=pair_rows(first), label="Example pairs", samples_per_page=5)
-                i_gallery = gr.Gallery(label="Frames from A to B", format="png", columns=10, height=170, object_fit="contain",
-                                       elem_classes="pixelated")
+                i_frames = gr.Image(label="Frames from A to B (left to right, row by row)", format="png", interactive=False,
+                                    elem_classes="pixelated", buttons=["download", "fullscreen"])
                 i_anim = gr.Image(label="Animation (the download button saves the GIF)", type="filepath", interactive=False,
                                   height=240, elem_classes="pixelated", buttons=["download", "fullscreen"])
             with gr.Tab("Latent sliders", id="sliders", visible="sliders" in caps(first)) as tab_sliders:
@@ -331,16 +326,14 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
         # Reconstruct: the API answer first, then the pictures that explain it.
         rec_ex.click(lambda row: row[0], rec_ex, rec_in, api_visibility="private")
-        rec_btn.click(reconstruct, [rec_in, model], [rec_out, rec_seen, rec_err, rec_metrics, rec_summary],
+        rec_btn.click(reconstruct, [rec_in, model], [rec_out, rec_err, rec_metrics, rec_summary],
                       api_name="reconstruct", preprocess=False, **M).success(
-            explain, [rec_in, model], [rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
+            explain, [rec_in, model], [rec_seen, rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
 
-        s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_gallery], api_name="sample", preprocess=False, **M)
-        # The same samples as one grid image: one file instead of n, for API clients that want speed.
-        s_grid_btn.click(sample_grid, [model, s_n, s_seed, s_temp], [s_grid], api_name="sample_grid", preprocess=False, **M)
+        s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_grid], api_name="sample", preprocess=False, **M)
 
         i_ex.click(lambda row: (row[0], row[1]), i_ex, [i_a, i_b], api_visibility="private")
-        i_btn.click(interpolate, [i_a, i_b, model, i_steps, i_method], [i_gallery, i_anim],
+        i_btn.click(interpolate, [i_a, i_b, model, i_steps, i_method], [i_frames, i_anim],
                     api_name="interpolate", preprocess=False, **M)
 
         l_ex.click(lambda row: row[0], l_ex, l_in, api_visibility="private")

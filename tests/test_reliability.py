@@ -163,14 +163,14 @@ def test_image_inputs(service, reference, case, make, model, expected):
     else:
         rec = service.reconstruct(make(), model)
         r = service.registry.get(model)
-        seen = np.asarray(rec[1], dtype=np.float32) / 255  # "as the model sees it", enlarged
+        seen = np.asarray(service.as_seen(make(), model), dtype=np.float32) / 255  # "as the model sees it", enlarged
         assert seen.shape[:2] == (r.config.image_size * service.scale(model),) * 2
         if model == "tiny-rgb":
             assert seen.ndim == 3 and seen.shape[2] == 3
         if kind == "same":
             x = prepare(make(), 28, 1)[0, 0].numpy()
             assert np.abs(x - reference["digit"][0, 0].numpy()).mean() < detail
-        assert all(math.isfinite(v) for v in rec[3].values() if isinstance(v, float))
+        assert all(math.isfinite(v) for v in rec[2].values() if isinstance(v, float))
     still_serving(service, reference)
 
 
@@ -345,7 +345,7 @@ def test_a_supported_oddity_through_the_api(served, tmp_path):
 
     _, client = served
     (tmp_path / "transparent.png").write_bytes(rgba(0))
-    metrics = client.predict(image=handle_file(str(tmp_path / "transparent.png")), api_name="/reconstruct")[3]
+    metrics = client.predict(image=handle_file(str(tmp_path / "transparent.png")), api_name="/reconstruct")[2]
     assert metrics["psnr"] > 10
 
 

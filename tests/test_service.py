@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,10 +18,13 @@ def service():
 
 
 def test_reconstruct_handler_returns_images_and_metrics(service, examples):
-    rec, seen, err, metrics, summary = service.reconstruct({"path": str(examples[2])}, "mnist")
+    rec, err, metrics, summary = service.reconstruct({"path": str(examples[2])}, "mnist")
+    seen = service.as_seen({"path": str(examples[2])}, "mnist")
     assert all(isinstance(i, Image.Image) for i in (rec, seen, err))
     assert "PSNR" in summary
     assert rec.size == seen.size == err.size == (224, 224)
+    with Image.open(examples[2]) as original:  # a 28x28 test digit: the model sees exactly it
+        assert seen.reduce(8).tobytes() == original.convert("L").tobytes()
     assert {"mse", "psnr", "kl", "reconstruction_nll", "elbo"} <= set(metrics)
     json.dumps(metrics)  # JSON-ready
 
@@ -29,6 +33,18 @@ def test_sample_handler_gives_n_images(service):
     imgs = service.sample("mnist", 5, 3, 1.0)
     assert len(imgs) == 5
     assert imgs[0].tobytes() == service.sample("mnist", 5, 3, 1.0)[0].tobytes()
+
+
+def test_sample_grid_holds_the_same_samples(service):
+    imgs = service.sample("mnist", 10, 3, 1.0)
+    sheet = service.sample_grid("mnist", 10, 3, 1.0)
+    tile = imgs[0]
+    assert tile.width == 112  # MNIST samples come at 4x; they fit the sheet's 112 px cells as they are
+    assert sheet.size == (8 * (tile.width + 4) + 4, 2 * (tile.height + 4) + 4)
+    np.testing.assert_array_equal(np.asarray(sheet)[4 : 4 + tile.height, 4 : 4 + tile.width], np.asarray(tile))
+    last = imgs[9]  # the 10th sample: row 2, column 2
+    y, x = 4 + tile.height + 4, 4 + tile.width + 4
+    np.testing.assert_array_equal(np.asarray(sheet)[y : y + tile.height, x : x + tile.width], np.asarray(last))
 
 
 def test_interpolate_handler_writes_a_gif(service, examples):
@@ -73,7 +89,8 @@ def test_models_lists_the_loaded_models(service):
 
 
 def test_explain_draws_the_posterior(service, examples):
-    posterior, chart, pca = service.explain(str(examples[2]), "mnist", n_posterior=6)
+    seen, posterior, chart, pca = service.explain(str(examples[2]), "mnist", n_posterior=6)
+    assert seen.tobytes() == service.as_seen(str(examples[2]), "mnist").tobytes()
     assert len(posterior) == 6 and chart.width > 400
     # Different posterior samples decode to different images: sigma > 0.
     assert len({p.tobytes() for p in posterior}) > 1

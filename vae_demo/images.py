@@ -232,6 +232,27 @@ def grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, scale: int = 1, pad_v
     return to_pil(canvas, scale)
 
 
+def contact_sheet(images: Sequence[Image.Image], nrow: int = 8, cell: int = 112, padding: int = 4,
+                  background: int = 255) -> Image.Image:
+    """Equal-sized PIL images -> one image, `nrow` per row, each shrunk by a whole factor to at most `cell` pixels
+    (box filter: the enlarged pixel art of the small models stays crisp). One file to send instead of many."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    w, h = images[0].size
+    f = max(1, -(-max(w, h) // cell))  # ceil
+    tiles = [im.reduce(f) if f > 1 else im for im in images]
+    tw, th = tiles[0].size
+    nrow = max(1, min(nrow, len(tiles)))
+    rows = -(-len(tiles) // nrow)
+    mode = "RGB" if any(t.mode != "L" for t in tiles) else "L"
+    sheet = Image.new(mode, (nrow * (tw + padding) + padding, rows * (th + padding) + padding),
+                      background if mode == "L" else (background,) * 3)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, nrow)
+        sheet.paste(t.convert(mode), (padding + c * (tw + padding), padding + r * (th + padding)))
+    return sheet
+
+
 # A perceptually ordered dark-to-bright colour ramp (anchors of matplotlib's "magma").
 _MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 253, 191]], dtype=np.float32)
 

@@ -108,11 +108,11 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
     if is_spatial(vae):
         return _reconstruct_photo(vae, x, n_posterior)
     mu, logvar = vae.encode(x)
-    x_hat = vae.decode(mu)
     g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
     k = max(1, n_posterior)
     z = vae.reparameterize(mu.expand(k, -1), logvar.expand(k, -1), generator=g)
-    logits = vae.decode_logits(z)
+    both = vae.decode_logits(torch.cat([mu, z]))  # (1 + k, C, H, W): the mean's decode and the samples' in one pass
+    x_hat, logits = torch.sigmoid(both[:1]), both[1:]
     rec = vae.reconstruction_nll(x.expand(k, -1, -1, -1), logits).mean().item()
     kl_dims = VAE.kl_per_dim(mu, logvar)[0]
     kl = kl_dims.sum().item()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import inference, texts
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, confined_path, display_scale, grid, heatmap, save_gif, to_pil
+from .images import ImageError, confined_path, contact_sheet, display_scale, grid, heatmap, save_gif, to_pil
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import ModelLoadError, bundled_models
@@ -109,7 +109,8 @@ class DemoService:
 
     # --- tabs ---------------------------------------------------------------------------
     def reconstruct(self, image, model: Optional[str] = None):
-        """image -> (reconstruction, input as seen, error map, metrics dict, one-paragraph summary)"""
+        """image -> (reconstruction, error map, metrics dict, one-paragraph summary): the API's answer. The pictures
+        that explain it (the input as the model sees it, posterior samples, mu/sigma chart, PCA) come from `explain`."""
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1)
         s = display_scale(vae.config.image_size)
@@ -117,7 +118,7 @@ class DemoService:
         metrics["model"] = vae.info.name
         h, w = r.error.shape
         err = heatmap(r.error, vmax=1.0 if not inference.is_spatial(vae) else max(1e-3, float(r.error.max()))).resize((w * s, h * s), Image.NEAREST)
-        return to_pil(r.reconstruction, s), to_pil(r.input, s), err, metrics, self._summary(vae, metrics)
+        return to_pil(r.reconstruction, s), err, metrics, self._summary(vae, metrics)
 
     def _summary(self, vae, m: dict) -> str:
         if inference.is_spatial(vae):
@@ -135,8 +136,14 @@ class DemoService:
             text += f"  \n**Anomaly score**: reconstructed worse than {p:.0f} % of the {what}{verdict}."
         return text
 
+    def as_seen(self, image, model: Optional[str] = None) -> Image.Image:
+        """image -> the input as the model sees it (grey or colour, resized, in [0, 1]), enlarged like the outputs"""
+        vae = self.registry.get(model)
+        x = inference.image_tensor(vae, image_arg(image, self.upload_roots))
+        return to_pil(x[0], 1 if inference.is_spatial(vae) else display_scale(vae.config.image_size))
+
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
-        """image -> (posterior samples, mu/sigma/KL chart, PCA reconstruction or None)"""
+        """image -> (input as the model sees it, posterior samples, mu/sigma/KL chart, PCA reconstruction or None)"""
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior)
         s = display_scale(vae.config.image_size)
@@ -145,12 +152,12 @@ class DemoService:
             lo, hi = maps.amin(dim=(1, 2), keepdim=True), maps.amax(dim=(1, 2), keepdim=True)
             chart = grid(((maps - lo) / (hi - lo).clamp_min(1e-6))[:, None], nrow=len(maps), scale=max(1, 128 // maps.shape[-1]))
             samples = [] if vae.deterministic else [to_pil(t) for t in r.posterior_samples]
-            return samples, chart, None
+            return to_pil(r.input), samples, chart, None
         sigma = torch.exp(0.5 * r.logvar)
         kl = VAE.kl_per_dim(r.mu[None], r.logvar[None])[0]
         chart = posterior_chart(r.mu.tolist(), sigma.tolist(), kl.tolist(), inference.slider_order(vae))
         pca = to_pil(r.pca_reconstruction, s) if r.pca_reconstruction is not None else None
-        return [to_pil(t, s) for t in r.posterior_samples], chart, pca
+        return to_pil(r.input, s), [to_pil(t, s) for t in r.posterior_samples], chart, pca
 
     def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> list:
         vae = self.registry.get(model)
@@ -177,8 +184,13 @@ class DemoService:
         return to_pil(inference.decode_latent(vae, _parse_z(z)), display_scale(vae.config.image_size))
 
     def sample_grid(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> Image.Image:
-        vae = self.registry.get(model)
-        return grid(inference.sample(vae, n, seed, temperature), nrow=nrow, scale=2)
+        """The same samples as `sample`, as one image with `nrow` per row."""
+        return contact_sheet(self.sample(model, n, seed, temperature), nrow=nrow)
+
+    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp"):
+        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames)"""
+        frames, gif = self.interpolate(image_a, image_b, model, steps, method)
+        return contact_sheet(frames, nrow=8), gif
 
     # --- sliders ------------------------------------------------------------------------
     def slider_order(self, model: Optional[str] = None) -> list:

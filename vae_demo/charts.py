@@ -3,7 +3,6 @@
 Drawn with matplotlib's Agg backend into PIL images (no display needed, thread-safe with the lock).
 """
 
-import io
 import threading
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -25,11 +24,11 @@ def _plt():
 
 
 def _to_pil(fig) -> Image.Image:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
+    """Render and close: the Agg canvas's pixels straight into PIL (no PNG round trip)."""
+    fig.canvas.draw()
+    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
     _plt().close(fig)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return img
 
 
 def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[float], order: Optional[Sequence[int]] = None) -> Image.Image:
@@ -51,7 +50,7 @@ def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[fl
         a2.set_xlabel("latent dimension, most informative first (grey: ignored, q(z|x) ≈ prior)")
         for a in (a1, a2):
             a.spines[["top", "right"]].set_visible(False)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.1, right=0.98, top=0.93, bottom=0.2, hspace=0.08)  # fixed: tight_layout cost ~1/3 of the chart
         return _to_pil(fig)
 
 

@@ -13,11 +13,10 @@ from gradio.utils import get_upload_folder
 
 import gradio_sessions
 from vae_demo import texts
-from vae_demo.device import DEVICE_CHOICES, pick_device
+from vae_demo.device import DEVICE_CHOICES, gpu_decorator, pick_device
 
 from vae_demo.images import MAX_UPLOAD_BYTES
 from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
-from vae_demo.photo import gpu_decorator
 from vae_demo.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")

@@ -21,7 +21,7 @@ from huggingface_hub import hf_hub_download
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vae_demo import photo
+from vae_demo import device, photo
 from vae_demo.images import ImageError
 from vae_demo.photo import (
     LOGVAR_DETERMINISTIC,
@@ -312,9 +312,9 @@ def test_gpu_decorator(monkeypatch):
         return 1
 
     monkeypatch.setitem(sys.modules, "spaces", None)  # import spaces -> ImportError
-    assert photo.gpu_decorator()(fn) is fn
+    assert device.gpu_decorator()(fn) is fn
     fake = types.ModuleType("spaces")
     fake.GPU = lambda f=None, **kw: ("gpu", f, kw)
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    assert photo.gpu_decorator() is fake.GPU
-    assert photo.gpu_decorator(duration=60) == ("gpu", None, {"duration": 60})
+    assert device.gpu_decorator() is fake.GPU
+    assert device.gpu_decorator(duration=60) == ("gpu", None, {"duration": 60})

@@ -21,3 +21,16 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps_ok:
         raise ValueError("device 'mps' was asked for but Apple's MPS backend is not available; use --device cpu or auto.")
     return torch.device(name)
+
+
+def gpu_decorator(**kwargs):
+    """-> spaces.GPU (or spaces.GPU(**kwargs), e.g. duration=60) when the `spaces` package is importable, else a no-op.
+
+    On a ZeroGPU Space a GPU exists only inside functions decorated with spaces.GPU: put it on the app's handlers
+    that run a model (app.py), not on model code; outside Spaces the decorator does nothing.
+    """
+    try:
+        import spaces  # noqa: PLC0415
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(**kwargs) if kwargs else spaces.GPU

@@ -9,7 +9,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageOps
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # files larger than this are refused before decoding
 MAX_PIXELS = 40_000_000  # width * height read from the header, checked before decoding the pixels
@@ -273,3 +274,54 @@ def save_gif(frames: list, path: Union[str, Path], duration_ms: int = 120, boome
     path = Path(path)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, optimize=False)
     return path
+
+
+# --- photos (any size, colour) and a structural metric ---------------------------------------------------
+MAX_SIZE_LIMIT = 2048  # the longest side a photo model may be asked to work at
+
+
+def fit_size(height: int, width: int, max_size: int = 512, multiple: int = 8) -> tuple:
+    """An image's height, width -> (H, W): same aspect ratio, long side <= max_size, both multiples of `multiple`."""
+    s = min(1.0, max_size / max(height, width))
+    return tuple(max(multiple, int(side * s / multiple + 0.5) * multiple) for side in (height, width))
+
+
+def prepare_photo(src: ImageInput, max_size: int = 512, multiple: int = 8, size: Optional[tuple] = None) -> torch.Tensor:
+    """Any image -> (1, 3, H, W) float32 in [0, 1], aspect ratio kept, (H, W) = fit_size(...);
+    or, with size=(H, W), scaled to cover that size and centre-cropped (to pair two images of different shapes)."""
+    img = to_grey_or_rgb(open_image(src), 3, background=(255, 255, 255))  # transparent photos/logos sit on white
+    if size is None:
+        h, w = fit_size(img.height, img.width, max_size, multiple)
+        if (w, h) != img.size:
+            img = img.resize((w, h), Image.LANCZOS, reducing_gap=3.0)
+    else:
+        h, w = (int(v) for v in size)
+        if min(h, w) < multiple or h % multiple or w % multiple or max(h, w) > MAX_SIZE_LIMIT:
+            raise ValueError(f"size must be two multiples of {multiple} up to {MAX_SIZE_LIMIT}; got {size}.")
+        img = ImageOps.fit(img, (w, h), Image.LANCZOS)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].contiguous()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> float:
+    """(B, C, H, W) or (C, H, W) pair in [0, data_range] -> mean SSIM, Gaussian window 11 / sigma 1.5 per channel
+    ('valid' region, Wang et al. 2004 constants); 1 for identical images, symmetric, lower as they differ."""
+    if x.shape != y.shape:
+        raise ValueError(f"ssim needs two images of the same shape; got {tuple(x.shape)} and {tuple(y.shape)}.")
+    x, y = (t[None] if t.dim() == 3 else t for t in (x, y))
+    x, y = x.double(), y.to(x.device).double()  # float64: means of squares minus squared means cancel badly
+    c = x.shape[1]
+    k = min(11, *x.shape[2:])
+    k -= 1 - k % 2  # an odd window that fits the image
+    g = torch.exp(-((torch.arange(k, dtype=torch.float64, device=x.device) - k // 2) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+
+    def blur(t):  # separable Gaussian, one channel at a time (groups=c)
+        t = F.conv2d(t, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+        return F.conv2d(t, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(s.mean())

@@ -144,7 +144,7 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
 
 def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction:
     """A photo autoencoder has no p(x|z): report pixel metrics, SSIM and (for the SD VAE) the KL term."""
-    from .photo import ssim
+    from .images import ssim
 
     mu, logvar = vae.encode(x)
     x_hat = vae.decode(mu)

@@ -50,7 +50,7 @@ def test_bundled_mnist_reconstructs_test_digits_better_than_the_mean_image(examp
 def test_local_folder_loads_and_matches(tiny_vae, tiny_folder, no_network):
     vae = load_vae(str(tiny_folder))
     z = torch.randn(2, 3)
-    assert torch.equal(vae.decode(z), tiny_vae.decode(z))
+    torch.testing.assert_close(vae.decode(z), tiny_vae.decode(z), rtol=0, atol=1e-6)  # channels-last convs: last-bit differences
     assert vae.info.name == "tiny"
 
 

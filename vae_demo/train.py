@@ -9,6 +9,7 @@ epoch a test-set ELBO and a save, so an interrupted run still leaves a usable ch
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -166,7 +167,7 @@ def main(argv=None) -> None:
     model = VAE(config)
     if args.init_from:
         earlier = VAE.from_pretrained(args.init_from)
-        if earlier.config != config:
+        if dataclasses.replace(earlier.config, beta=config.beta) != config:  # beta may change; the architecture may not
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
     # channels-last convolutions train about 1.8x faster on this CPU

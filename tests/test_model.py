@@ -8,7 +8,8 @@ from conftest import TINY
 
 @pytest.mark.parametrize("cfg", [TINY, dict(image_size=28, latent_dim=5, hidden_channels=(8, 16), hidden_dim=32),
                                  dict(image_size=16, channels=3, latent_dim=4, hidden_channels=(4, 8), hidden_dim=16,
-                                      likelihood="gaussian")])
+                                      likelihood="gaussian"),
+                                 dict(image_size=16, latent_dim=3, hidden_channels=(4, 8), hidden_dim=16, decoder="broadcast")])
 def test_shapes_and_ranges(cfg):
     torch.manual_seed(0)
     vae = VAE(VAEConfig(**cfg)).eval()
@@ -42,7 +43,9 @@ def test_kl_is_zero_exactly_at_the_prior():
 
 @pytest.mark.parametrize("bad, words", [(dict(image_size=30, hidden_channels=(8, 16)), "divisible"),
                                         (dict(likelihood="poisson"), "likelihood"),
-                                        (dict(channels=2), "channels"), (dict(latent_dim=0), "latent_dim")])
+                                        (dict(channels=2), "channels"), (dict(latent_dim=0), "latent_dim"),
+                                        (dict(decoder="mlp"), "decoder"),
+                                        (dict(image_size=14, hidden_channels=(8,), decoder="broadcast"), "divisible by 4")])
 def test_config_rejects_bad_values_with_a_message(bad, words):
     with pytest.raises(ValueError, match=words):
         VAEConfig(**bad)
@@ -56,3 +59,20 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_vae, tiny_folder):
     assert torch.equal(tiny_vae.encode(x)[0], loaded.encode(x)[0])
     assert torch.equal(tiny_vae.decode(z), loaded.decode(z))
     assert (tiny_folder / "model.safetensors").is_file() and not (tiny_folder / "pytorch_model.bin").exists()
+
+
+def test_broadcast_decoder_renders_from_coordinates_and_round_trips(tmp_path):
+    """The spatial broadcast decoder tiles z over a grid with x/y coordinates (a buffer, not a weight): the same z
+    decodes differently at different places, and save -> load keeps it exactly."""
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(image_size=16, latent_dim=3, hidden_channels=(4, 8), hidden_dim=16, decoder="broadcast")).eval()
+    assert "coords" not in vae.state_dict() and vae.coords.shape == (1, 2, 4, 4)
+    ramp = torch.tensor([-1.0, -1 / 3, 1 / 3, 1.0])
+    assert torch.allclose(vae.coords[0, 0, 0], ramp) and torch.allclose(vae.coords[0, 1, :, 0], ramp)  # x along rows, y down
+    z = torch.randn(2, 3)
+    vae.save_pretrained(tmp_path)
+    loaded = VAE.from_pretrained(str(tmp_path), strict=True).eval()
+    assert loaded.config.decoder == "broadcast"
+    assert torch.equal(vae.decode(z), loaded.decode(z))
+    flat = vae.decode(torch.zeros(1, 3))[0, 0]  # z constant over the grid: any structure comes from the coordinates
+    assert flat.std() > 0

@@ -25,6 +25,11 @@ class VAEConfig:
     hidden_channels: tuple = (32, 64)
     hidden_dim: int = 512  # width of the dense layer between the conv stack and the latent
     block_convs: int = 1  # extra 3x3 convs after each stride-2 stage; 0 gives a lean net for large images
+    # "deconv": dense layer to a small feature map, then transposed convs. "broadcast": a spatial broadcast
+    # decoder (Watters et al. 2019): z is tiled over an (image_size / 4)^2 grid with x/y coordinate channels, two
+    # 3x3 convs, then two transposed convs; position is rendered by comparing z with coordinates, so position
+    # latents come out monotone (a dense decoder tends to curve them through a second dimension).
+    decoder: str = "deconv"
     # "bernoulli": decoder outputs pixel logits (binary data, e.g. binarized MNIST);
     # "gaussian": decoder outputs means in [0, 1] with a fixed std `gaussian_std`.
     likelihood: str = "bernoulli"
@@ -53,6 +58,10 @@ class VAEConfig:
             )
         if self.objective not in ("elbo", "beta-tcvae"):
             raise ValueError(f"objective must be 'elbo' or 'beta-tcvae', got {self.objective!r}.")
+        if self.decoder not in ("deconv", "broadcast"):
+            raise ValueError(f"decoder must be 'deconv' or 'broadcast', got {self.decoder!r}.")
+        if self.decoder == "broadcast" and self.image_size % 4:
+            raise ValueError(f"the broadcast decoder needs image_size divisible by 4, got {self.image_size}.")
         if self.block_convs < 0:
             raise ValueError(f"block_convs must be 0 or more, got {self.block_convs}.")
         if self.beta < 0 or self.gaussian_std <= 0:
@@ -112,11 +121,20 @@ class VAE(
         self.encoder = nn.Sequential(*stages, nn.Flatten(), nn.Linear(flat, config.hidden_dim), nn.SiLU())
         self.to_moments = nn.Linear(config.hidden_dim, 2 * config.latent_dim)
 
-        self.from_latent = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
-        )
-        ups = [_up(chans[i], chans[i - 1], config.block_convs) for i in range(len(chans) - 1, 0, -1)]
-        ups.append(_up(chans[0], chans[0], config.block_convs))
+        if config.decoder == "broadcast":
+            g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
+            ramp = torch.linspace(-1.0, 1.0, g)
+            self.register_buffer("coords", torch.stack(torch.meshgrid(ramp, ramp, indexing="xy"))[None], persistent=False)
+            self.from_latent = nn.Sequential(
+                nn.Conv2d(config.latent_dim + 2, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU()
+            )
+            ups = [_up(c, chans[0], config.block_convs), _up(chans[0], chans[0], config.block_convs)]
+        else:
+            self.from_latent = nn.Sequential(
+                nn.Linear(config.latent_dim, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
+            )
+            ups = [_up(chans[i], chans[i - 1], config.block_convs) for i in range(len(chans) - 1, 0, -1)]
+            ups.append(_up(chans[0], chans[0], config.block_convs))
         self.decoder = nn.Sequential(*ups, nn.Conv2d(chans[0], config.channels, 3, padding=1))
 
     @property
@@ -131,6 +149,10 @@ class VAE(
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, C, H, W) unbounded decoder output (Bernoulli logits or pre-sigmoid means)"""
+        if self.config.decoder == "broadcast":  # (B, D) -> (B, D + 2, g, g): z at every grid cell, plus where it is
+            b, (_, _, g, _) = len(z), self.coords.shape
+            grid = torch.cat([z[:, :, None, None].expand(b, z.shape[1], g, g), self.coords.expand(b, 2, g, g)], 1)
+            return self.decoder(self.from_latent(grid))
         h = self.from_latent(z).view(-1, self.config.hidden_channels[-1], self.bottom, self.bottom)
         return self.decoder(h)
 

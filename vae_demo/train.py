@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden-channels", type=int, nargs="+", default=[32, 64])
     p.add_argument("--hidden-dim", type=int, default=512)
     p.add_argument("--block-convs", type=int, default=1, help="extra 3x3 convs per stage (0: lean, for 64x64 data)")
+    p.add_argument("--decoder", choices=["deconv", "broadcast"], default="deconv",
+                   help="broadcast: spatial broadcast decoder (Watters et al. 2019), for data whose factors include position")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae)")
     p.add_argument("--objective", choices=["elbo", "beta-tcvae"], default="elbo")
@@ -98,6 +100,7 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + ("(procedurally generated 64x64 binary sprites, a fresh sample of "
            f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else "(60,000 training images, 28x28 grey), ")
         + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
+        + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
            else f"beta = {args.beta}."),
@@ -161,7 +164,7 @@ def main(argv=None) -> None:
 
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
-        hidden_dim=args.hidden_dim, block_convs=args.block_convs, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
+        hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
         class_names=test.class_names,
     )
     model = VAE(config)

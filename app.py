@@ -86,8 +86,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @user_errors
     def explain(image, model: str = first):
-        seen, posterior, chart, pca = service.explain(image, model)
-        return seen, posterior, chart, gr.update(value=pca, visible=pca is not None)
+        seen, err, posterior, chart, pca = service.explain(image, model)
+        return seen, err, posterior, chart, gr.update(value=pca, visible=pca is not None)
 
     @user_errors
     def sample(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
@@ -325,9 +325,9 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
         # Reconstruct: the API answer first, then the pictures that explain it.
         rec_ex.click(lambda row: row[0], rec_ex, rec_in, api_visibility="private")
-        rec_btn.click(reconstruct, [rec_in, model], [rec_out, rec_err, rec_metrics, rec_summary],
+        rec_btn.click(reconstruct, [rec_in, model], [rec_out, rec_metrics, rec_summary],
                       api_name="reconstruct", preprocess=False, **M).success(
-            explain, [rec_in, model], [rec_seen, rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
+            explain, [rec_in, model], [rec_seen, rec_err, rec_post, rec_chart, rec_pca], api_visibility="private", preprocess=False, **M)
 
         s_btn.click(sample, [model, s_n, s_seed, s_temp], [s_grid], api_name="sample", preprocess=False, **M)
 

@@ -43,8 +43,8 @@ def test_handlers_work_on_a_photo_model(fake_hub, tiny_sd_repo, tmp_path):
     service = DemoService(reg)
     path = tmp_path / "photo.png"
     photo().save(path)
-    rec, err, metrics, summary = service.reconstruct(str(path))
-    seen = service.as_seen(str(path))
+    rec, metrics, summary = service.reconstruct(str(path))
+    seen, err = service.explain(str(path))[:2]
     assert rec.size == seen.size == err.size and rec.size[0] > rec.size[1]  # aspect ratio kept
     assert {"mse", "psnr", "ssim", "kl"} <= set(metrics) and "SSIM" in summary
     frames, gif = service.interpolate(str(path), str(path), None, 3, "slerp")

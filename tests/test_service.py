@@ -18,8 +18,9 @@ def service():
 
 
 def test_reconstruct_handler_returns_images_and_metrics(service, examples):
-    rec, err, metrics, summary = service.reconstruct({"path": str(examples[2])}, "mnist")
+    rec, metrics, summary = service.reconstruct({"path": str(examples[2])}, "mnist")
     seen = service.as_seen({"path": str(examples[2])}, "mnist")
+    err = service.explain({"path": str(examples[2])}, "mnist")[1]
     assert all(isinstance(i, Image.Image) for i in (rec, seen, err))
     assert "PSNR" in summary
     assert rec.size == seen.size == err.size == (224, 224)
@@ -89,7 +90,8 @@ def test_models_lists_the_loaded_models(service):
 
 
 def test_explain_draws_the_posterior(service, examples):
-    seen, posterior, chart, pca = service.explain(str(examples[2]), "mnist", n_posterior=6)
+    seen, err, posterior, chart, pca = service.explain(str(examples[2]), "mnist", n_posterior=6)
+    assert err.mode == "RGB" and err.size == seen.size
     assert seen.tobytes() == service.as_seen(str(examples[2]), "mnist").tobytes()
     assert len(posterior) == 6 and chart.width > 400
     # Different posterior samples decode to different images: sigma > 0.

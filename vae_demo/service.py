@@ -109,16 +109,21 @@ class DemoService:
 
     # --- tabs ---------------------------------------------------------------------------
     def reconstruct(self, image, model: Optional[str] = None):
-        """image -> (reconstruction, error map, metrics dict, one-paragraph summary): the API's answer. The pictures
-        that explain it (the input as the model sees it, posterior samples, mu/sigma chart, PCA) come from `explain`."""
+        """image -> (reconstruction, metrics dict, one-paragraph summary): the API's answer, one image like its input.
+        The pictures that explain it (the input as the model sees it, the error map, posterior samples, the
+        mu/sigma chart, PCA) come from `explain`."""
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1)
-        s = display_scale(vae.config.image_size)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
+        return to_pil(r.reconstruction, display_scale(vae.config.image_size)), metrics, self._summary(vae, metrics)
+
+    @staticmethod
+    def _error_map(vae, r, scale: int) -> Image.Image:
+        """squared error per pixel as a heat map (photo models: scaled to their largest error)"""
         h, w = r.error.shape
-        err = heatmap(r.error, vmax=1.0 if not inference.is_spatial(vae) else max(1e-3, float(r.error.max()))).resize((w * s, h * s), Image.NEAREST)
-        return to_pil(r.reconstruction, s), err, metrics, self._summary(vae, metrics)
+        vmax = max(1e-3, float(r.error.max())) if inference.is_spatial(vae) else 1.0
+        return heatmap(r.error, vmax=vmax).resize((w * scale, h * scale), Image.NEAREST)
 
     def _summary(self, vae, m: dict) -> str:
         if inference.is_spatial(vae):
@@ -143,7 +148,7 @@ class DemoService:
         return to_pil(x[0], 1 if inference.is_spatial(vae) else display_scale(vae.config.image_size))
 
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
-        """image -> (input as the model sees it, posterior samples, mu/sigma/KL chart, PCA reconstruction or None)"""
+        """image -> (input as the model sees it, squared-error map, posterior samples, mu/sigma/KL chart, PCA or None)"""
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior)
         s = display_scale(vae.config.image_size)
@@ -152,12 +157,12 @@ class DemoService:
             lo, hi = maps.amin(dim=(1, 2), keepdim=True), maps.amax(dim=(1, 2), keepdim=True)
             chart = grid(((maps - lo) / (hi - lo).clamp_min(1e-6))[:, None], nrow=len(maps), scale=max(1, 128 // maps.shape[-1]))
             samples = [] if vae.deterministic else [to_pil(t) for t in r.posterior_samples]
-            return to_pil(r.input), samples, chart, None
+            return to_pil(r.input), self._error_map(vae, r, 1), samples, chart, None
         sigma = torch.exp(0.5 * r.logvar)
         kl = VAE.kl_per_dim(r.mu[None], r.logvar[None])[0]
         chart = posterior_chart(r.mu.tolist(), sigma.tolist(), kl.tolist(), inference.slider_order(vae))
         pca = to_pil(r.pca_reconstruction, s) if r.pca_reconstruction is not None else None
-        return to_pil(r.input, s), [to_pil(t, s) for t in r.posterior_samples], chart, pca
+        return to_pil(r.input, s), self._error_map(vae, r, s), [to_pil(t, s) for t in r.posterior_samples], chart, pca
 
     def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> list:
         vae = self.registry.get(model)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFont
 
 _LOCK = threading.Lock()  # pyplot's state machine is not thread-safe; the app serves several users at once
 INK, MUTED, ACCENT, PRIOR = "#1f2937", "#9ca3af", "#ea580c", "#6366f1"
@@ -29,6 +29,21 @@ def _to_pil(fig) -> Image.Image:
     img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
     _plt().close(fig)
     return img
+
+
+def _label_font(size: int):
+    """matplotlib's DejaVu Sans (it has Greek: the labels say ρ), else Pillow's default font."""
+    import os
+
+    import matplotlib
+
+    try:
+        return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"), size)
+    except OSError:
+        try:
+            return ImageFont.load_default(size=size)
+        except TypeError:  # Pillow without FreeType sizes
+            return ImageFont.load_default()
 
 
 def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[float], order: Optional[Sequence[int]] = None) -> Image.Image:
@@ -134,19 +149,17 @@ def latent_map(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str
 
 def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label_width: int = 150) -> Image.Image:
     """(R * ncol, C, H, W) in [0, 1] -> one image, a row per label, the label written on the left."""
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
 
     from .images import grid
 
     body = grid(t, nrow=ncol, padding=2, scale=scale, pad_value=1.0).convert("RGB")
     rows = max(1, len(row_labels))
+    font = _label_font(14)
+    label_width = max([label_width] + [int(font.getlength(lab)) + 12 for lab in row_labels])  # room for the longest
     canvas = Image.new("RGB", (body.width + label_width, body.height + 22), "white")
     canvas.paste(body, (label_width, 0))
     d = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=14)
-    except TypeError:  # Pillow without FreeType sizes
-        font = ImageFont.load_default()
     row_h = body.height / rows
     for i, lab in enumerate(row_labels):
         d.text((6, i * row_h + row_h / 2), lab, fill=INK, font=font, anchor="lm")

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
@@ -123,8 +124,10 @@ class VAE(
 
         if config.decoder == "broadcast":
             g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
-            ramp = torch.linspace(-1.0, 1.0, g)
-            self.register_buffer("coords", torch.stack(torch.meshgrid(ramp, ramp, indexing="xy"))[None], persistent=False)
+            # numpy, not torch.linspace/meshgrid: under from_pretrained's device context those import torch._dynamo (~1 s)
+            ramp = np.linspace(-1.0, 1.0, g, dtype=np.float32)
+            coords = torch.from_numpy(np.stack(np.meshgrid(ramp, ramp, indexing="xy"))[None].copy())
+            self.register_buffer("coords", coords, persistent=False)  # (1, 2, g, g): x, y in [-1, 1]
             self.from_latent = nn.Sequential(
                 nn.Conv2d(config.latent_dim + 2, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU()
             )

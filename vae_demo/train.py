@@ -78,12 +78,10 @@ def save_checkpoint(model: VAE, out: Path, dtype: str) -> None:
     """config.json + model.safetensors (in `dtype`: the weights of these small models lose nothing measurable in float16)."""
     from safetensors.torch import save_file
 
-    model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors only
     model.save_pretrained(out)
     if dtype != "float32":
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    model.to(memory_format=torch.channels_last)
 
 
 def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: list[str], planned: int) -> None:

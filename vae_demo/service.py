@@ -145,7 +145,7 @@ class DemoService:
         """image -> the input as the model sees it (grey or colour, resized, in [0, 1]), enlarged like the outputs"""
         vae = self.registry.get(model)
         x = inference.image_tensor(vae, image_arg(image, self.upload_roots))
-        return to_pil(x[0], 1 if inference.is_spatial(vae) else display_scale(vae.config.image_size))
+        return to_pil(x[0], display_scale(vae.config.image_size))
 
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
         """image -> (input as the model sees it, squared-error map, posterior samples, mu/sigma/KL chart, PCA or None)"""
@@ -157,7 +157,7 @@ class DemoService:
             lo, hi = maps.amin(dim=(1, 2), keepdim=True), maps.amax(dim=(1, 2), keepdim=True)
             chart = grid(((maps - lo) / (hi - lo).clamp_min(1e-6))[:, None], nrow=len(maps), scale=max(1, 128 // maps.shape[-1]))
             samples = [] if vae.deterministic else [to_pil(t) for t in r.posterior_samples]
-            return to_pil(r.input), self._error_map(vae, r, 1), samples, chart, None
+            return to_pil(r.input, s), self._error_map(vae, r, s), samples, chart, None
         sigma = torch.exp(0.5 * r.logvar)
         kl = VAE.kl_per_dim(r.mu[None], r.logvar[None])[0]
         chart = posterior_chart(r.mu.tolist(), sigma.tolist(), kl.tolist(), inference.slider_order(vae))

@@ -146,15 +146,20 @@ def check_image_result(t):
     assert torch.isfinite(t).all() and 0 <= t.min() and t.max() <= 1
 
 
-@FUZZ
-@given(data=st.one_of(mutated(), st.binary(max_size=512)))
-def test_image_bytes_fuzz(data):
+def prepared_or_refused(src) -> None:
+    """Any input: either a valid (1, 1, 28, 28) tensor or an ImageError with a readable message."""
     try:
-        t = prepare(data, 28, 1)
+        t = prepare(src, 28, 1)
     except ImageError as e:
         readable(e)
     else:
         check_image_result(t)
+
+
+@FUZZ
+@given(data=st.one_of(mutated(), st.binary(max_size=512)))
+def test_image_bytes_fuzz(data):
+    prepared_or_refused(data)
 
 
 @FUZZ
@@ -179,12 +184,7 @@ def test_every_valid_image_is_accepted(w, h, mode, fmt, seed):
 @given(arr=hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]),
                       shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=12)))
 def test_image_array_fuzz(arr):
-    try:
-        t = prepare(arr, 28, 1)
-    except ImageError as e:
-        readable(e)
-    else:
-        check_image_result(t)
+    prepared_or_refused(arr)
 
 
 @FUZZ

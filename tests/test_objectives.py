@@ -3,7 +3,7 @@ import math
 import torch
 
 from vae_demo.model import VAE
-from vae_demo.objectives import beta_tcvae_loss, kl_decomposition
+from vae_demo.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss, kl_decomposition, permute_dims
 
 
 def test_terms_add_up_to_the_sampled_kl():
@@ -36,3 +36,47 @@ def test_beta_tcvae_loss_trains(tiny_vae):
     loss.backward()
     assert torch.isfinite(loss) and out.reconstruction.shape == x.shape
     assert all(p.grad is not None for p in tiny_vae.parameters())
+
+
+def test_permute_dims_keeps_each_dimension_and_breaks_their_pairing():
+    g = torch.Generator().manual_seed(2)
+    z = torch.arange(200, dtype=torch.float32).view(100, 2)  # column 1 = column 0 + 1 on every row
+    p = permute_dims(z, g)
+    assert all(torch.equal(p[:, d].sort().values, z[:, d].sort().values) for d in range(2))
+    assert (p[:, 1] == p[:, 0] + 1).float().mean() < 0.1
+
+
+def test_the_critic_learns_to_see_a_dependence_the_batch_estimate_misses():
+    torch.manual_seed(3)
+    g = torch.Generator().manual_seed(3)
+    n = 512
+
+    def batch(dependent: bool) -> torch.Tensor:
+        a = torch.randn(n, 1, generator=g)
+        b = a.abs() + 0.1 * torch.randn(n, 1, generator=g) if dependent else torch.randn(n, 1, generator=g)
+        return torch.cat([a, b], 1)  # dependent: b = |a| + noise, uncorrelated with a yet not independent of it
+
+    def trained_estimate(dependent: bool) -> float:
+        critic = TCDiscriminator(2, width=64, depth=2)
+        opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+        for _ in range(300):
+            opt.zero_grad()
+            critic_loss(critic, batch(dependent), g).backward()
+            opt.step()
+        with torch.no_grad():
+            return critic(batch(dependent)).mean().item()
+
+    assert abs(torch.corrcoef(batch(True).T)[0, 1]) < 0.15  # a correlation would not show it
+    assert trained_estimate(True) > trained_estimate(False) + 0.3
+
+
+def test_factor_vae_loss_trains_the_vae_and_leaves_the_critic_to_its_own_step(tiny_vae):
+    x = torch.rand(16, 1, 8, 8).round()
+    critic = TCDiscriminator(tiny_vae.config.latent_dim, width=16, depth=1)
+    loss, out, tc = factor_vae_loss(tiny_vae, critic, x, gamma=35.0)
+    loss.backward()
+    assert torch.isfinite(loss) and tc.ndim == 0 and not tc.requires_grad
+    assert all(p.grad is not None for p in tiny_vae.parameters())
+    # with gamma = 0 it is the plain ELBO
+    plain, out0, _ = factor_vae_loss(tiny_vae, critic, x, gamma=0.0)
+    assert torch.allclose(plain, (out0.rec_loss + out0.kl).mean())

@@ -63,3 +63,25 @@ def test_trainer_generates_dsprites_and_trains_a_beta_tcvae(tmp_path):
     vae = load_vae(str(out))
     assert (vae.config.image_size, vae.config.objective, vae.config.class_names) == (64, "beta-tcvae", ["square", "ellipse", "heart"])
     assert "beta-TCVAE" in (out / "README.md").read_text()
+
+
+def test_init_from_continues_a_checkpoint_and_may_change_beta_and_objective_but_not_the_architecture(tmp_path):
+    write_idx_mnist(tmp_path / "data")
+    data = ("--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--batch-size", "64", "--epochs", "1",
+            "--latent-dim", "4", "--hidden-dim", "16")
+    first, second = tmp_path / "elbo", tmp_path / "tcvae"
+    assert train(*data, "--hidden-channels", "4", "8", "--out", str(first)).returncode == 0
+    # a learning rate too small to move float16 weights: what the second stage saves is what it started from
+    r = train(*data, "--hidden-channels", "4", "8", "--objective", "beta-tcvae", "--beta", "4", "--lr", "1e-9",
+              "--init-from", str(first), "--out", str(second))
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = load_vae(str(first)).state_dict(), load_vae(str(second)).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-3) for k in a)
+    assert (load_vae(str(second)).config.objective, load_vae(str(second)).config.beta) == ("beta-tcvae", 4.0)
+    log = json.loads((second / "training_log.json").read_text())
+    assert [row["epoch"] for row in log] == [1, 2] and log[1]["continued_at"] == 2
+    commands = (second / "train_commands.txt").read_text().splitlines()
+    assert len(commands) == 2 and "--init-from" not in commands[0] and "--objective beta-tcvae" in commands[1]
+
+    wider = train(*data, "--hidden-channels", "4", "16", "--init-from", str(first), "--out", str(tmp_path / "wider"))
+    assert wider.returncode != 0 and "use the same architecture" in wider.stderr

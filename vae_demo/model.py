@@ -36,7 +36,9 @@ class VAEConfig:
     likelihood: str = "bernoulli"
     gaussian_std: float = 0.1
     beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1); of the total correlation for beta-TCVAE
-    objective: str = "elbo"  # "elbo" (VAE / beta-VAE) or "beta-tcvae" (only the KL's total-correlation part is weighted)
+    # "elbo" (VAE / beta-VAE), "beta-tcvae" (only the KL's total-correlation part is weighted) or "factor-vae" (the ELBO
+    # plus beta times a critic's estimate of the total correlation); a record of how it was trained
+    objective: str = "elbo"
     dataset: str = ""  # what the weights were trained on, for the UI; empty for untrained models
     # Class names of the training data, if any (for labelling latent maps).
     class_names: Optional[list] = None
@@ -57,8 +59,8 @@ class VAEConfig:
                 f"image_size {self.image_size} must be divisible by 2 ** len(hidden_channels) = {factor}; "
                 "change image_size or use fewer stages in hidden_channels."
             )
-        if self.objective not in ("elbo", "beta-tcvae"):
-            raise ValueError(f"objective must be 'elbo' or 'beta-tcvae', got {self.objective!r}.")
+        if self.objective not in ("elbo", "beta-tcvae", "factor-vae"):
+            raise ValueError(f"objective must be 'elbo', 'beta-tcvae' or 'factor-vae', got {self.objective!r}.")
         if self.decoder not in ("deconv", "broadcast"):
             raise ValueError(f"decoder must be 'deconv' or 'broadcast', got {self.decoder!r}.")
         if self.decoder == "broadcast" and self.image_size % 4:

@@ -1,4 +1,5 @@
-"""Training objectives beyond the plain ELBO: the β-TCVAE decomposition of the KL term (Chen et al. 2018).
+"""Training objectives beyond the plain ELBO: the β-TCVAE decomposition of the KL term (Chen et al. 2018)
+and FactorVAE's discriminator estimate of the total correlation (Kim & Mnih 2018).
 
 KL(q(z|x) || p(z)) averaged over the data splits into
   index-code mutual information  I(x; z)
@@ -11,6 +12,8 @@ which is what lines them up with independent generative factors (x position, y p
 import math
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -38,3 +41,46 @@ def beta_tcvae_loss(model, x: torch.Tensor, beta: float, dataset_size: int, anne
     mi, tc, dim_kl = kl_decomposition(out.z, out.mu, out.logvar, dataset_size)
     loss = (out.rec_loss + mi + anneal * (beta * tc + dim_kl)).mean()
     return loss, out
+
+
+class TCDiscriminator(nn.Module):
+    """FactorVAE's critic: tells a sample of q(z) from one of prod_d q(z_d) (the batch with each dimension shuffled
+    on its own). Its logit log D/(1-D) estimates log q(z) - sum_d log q(z_d), so its mean estimates the total
+    correlation. Unlike the minibatch estimate above, it does not need the posteriors of a batch to overlap: it
+    sees a dependence such as "this dimension is lower whenever those two are far from 0" directly."""
+
+    def __init__(self, latent_dim: int, width: int = 512, depth: int = 4):
+        super().__init__()
+        layers, d = [], latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.LeakyReLU(0.2)]
+            d = width
+        self.net = nn.Sequential(*layers, nn.Linear(d, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B,) logit that z came from q(z) rather than from the product of its marginals"""
+        return self.net(z).squeeze(1)
+
+
+def permute_dims(z: torch.Tensor, generator: torch.Generator = None) -> torch.Tensor:
+    """(B, D) -> (B, D): each column shuffled independently, a sample of prod_d q(z_d)"""
+    b = z.shape[0]
+    idx = torch.stack([torch.randperm(b, generator=generator) for _ in range(z.shape[1])], 1).to(z.device)
+    return z.gather(0, idx)
+
+
+def factor_vae_loss(model, critic: TCDiscriminator, x: torch.Tensor, gamma: float, anneal: float = 1.0):
+    """-> (loss, VAEOutput, tc): the ELBO's reconstruction + KL, plus gamma * the critic's TC estimate, warmed up by
+    `anneal`. Train the critic afterwards with `critic_loss` on the same z, detached."""
+    out = model(x, compute_loss=True, beta=1.0)
+    tc = critic(out.z)
+    loss = (out.rec_loss + out.kl + anneal * gamma * tc).mean()
+    return loss, out, tc.mean().detach()
+
+
+def critic_loss(critic: TCDiscriminator, z: torch.Tensor, generator: torch.Generator = None) -> torch.Tensor:
+    """binary cross-entropy of the critic: samples of q(z) are 1, dimension-shuffled samples are 0"""
+    z = z.detach()
+    real, shuffled = critic(z), critic(permute_dims(z, generator))
+    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+        shuffled, torch.zeros_like(shuffled))

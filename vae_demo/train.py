@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .data import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from .device import pick_device
 from .model import VAE, VAEConfig
-from .objectives import beta_tcvae_loss
+from .objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
 from .stats import latent_statistics
 
 
@@ -43,8 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--decoder", choices=["deconv", "broadcast"], default="deconv",
                    help="broadcast: spatial broadcast decoder (Watters et al. 2019), for data whose factors include position")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
-    p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae)")
-    p.add_argument("--objective", choices=["elbo", "beta-tcvae"], default="elbo")
+    p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae; factor-vae's gamma)")
+    p.add_argument("--objective", choices=["elbo", "beta-tcvae", "factor-vae"], default="elbo")
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
@@ -101,7 +101,8 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
-           else f"beta = {args.beta}."),
+           else f"FactorVAE objective (Kim & Mnih 2018): the ELBO plus {args.beta:g} times a critic's estimate of the total "
+                "correlation." if args.objective == "factor-vae" else f"beta = {args.beta}."),
         "",
         *([args.notes, ""] if args.notes else []),
         "## Reproduce",
@@ -168,12 +169,16 @@ def main(argv=None) -> None:
     model = VAE(config)
     if args.init_from:
         earlier = VAE.from_pretrained(args.init_from)
-        if dataclasses.replace(earlier.config, beta=config.beta) != config:  # beta may change; the architecture may not
+        # beta and the objective may change between stages; the architecture may not
+        if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective) != config:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
     # channels-last convolutions train about 1.8x faster on this CPU
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.objective == "factor-vae":  # the critic is a training aid: it is not saved with the checkpoint
+        critic = TCDiscriminator(args.latent_dim).to(device)
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))  # Kim & Mnih's settings
     steps_per_epoch = math.ceil(n_train / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
@@ -187,7 +192,7 @@ def main(argv=None) -> None:
             epoch_factors = sample_factors(n_train, rng=args.seed * 1000 + epoch)
         else:
             perm = torch.randperm(n_train, generator=gen)
-        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0, **({"tc": 0.0} if args.objective == "factor-vae" else {})}
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{first + args.epochs - 1}", leave=False, mininterval=5)
         for b in bar:
             if train is None:
@@ -201,12 +206,19 @@ def main(argv=None) -> None:
             if args.objective == "beta-tcvae":
                 dataset_size = FACTORS.n_images if train is None else n_train
                 loss, outp = beta_tcvae_loss(model, x, args.beta, dataset_size, anneal=warm)
+            elif args.objective == "factor-vae":
+                loss, outp, tc = factor_vae_loss(model, critic, x, args.beta, anneal=warm)
+                sums["tc"] += tc.item() * len(x)
             else:
                 outp = model(x, compute_loss=True, beta=beta)
                 loss = outp.loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if args.objective == "factor-vae":  # then the critic learns from the same z (the VAE's step left it grads)
+                critic_opt.zero_grad(set_to_none=True)
+                critic_loss(critic, outp.z, gen).backward()
+                critic_opt.step()
             sched.step()
             step += 1
             n = len(x)

@@ -1,6 +1,7 @@
 """The trainer end to end on data the test makes: a tiny MNIST in torchvision's idx layout, and generated dSprites."""
 
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -85,3 +86,19 @@ def test_init_from_continues_a_checkpoint_and_may_change_beta_and_objective_but_
 
     wider = train(*data, "--hidden-channels", "4", "16", "--init-from", str(first), "--out", str(tmp_path / "wider"))
     assert wider.returncode != 0 and "use the same architecture" in wider.stderr
+
+
+def test_trainer_runs_factor_vae_with_its_critic_and_logs_the_critics_estimate(tmp_path):
+    out = tmp_path / "fv"
+    r = train("--dataset", "dsprites", "--objective", "factor-vae", "--beta", "35", "--critic-steps", "2",
+              "--epoch-size", "256", "--epochs", "1", "--batch-size", "64", "--latent-dim", "3", "--decoder", "broadcast",
+              "--hidden-channels", "4", "4", "4", "4", "--block-convs", "0", "--hidden-dim", "16", "--no-binarize",
+              "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_vae(str(out)).config.objective == "factor-vae"
+    log = json.loads((out / "training_log.json").read_text())
+    assert "train_tc" in log[0] and math.isfinite(log[0]["train_tc"])
+    assert "FactorVAE objective" in (out / "README.md").read_text()
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("critic") or "net." in k for k in load_file(str(out / "model.safetensors")))  # not saved

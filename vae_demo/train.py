@@ -45,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae; factor-vae's gamma)")
     p.add_argument("--objective", choices=["elbo", "beta-tcvae", "factor-vae"], default="elbo")
+    p.add_argument("--critic-lr", type=float, default=1e-3, help="factor-vae: the critic's Adam learning rate")
+    p.add_argument("--critic-steps", type=int, default=3,
+                   help="factor-vae: critic updates per VAE update (a critic that lags is fooled, not obeyed)")
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
@@ -178,7 +181,7 @@ def main(argv=None) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     if args.objective == "factor-vae":  # the critic is a training aid: it is not saved with the checkpoint
         critic = TCDiscriminator(args.latent_dim).to(device)
-        critic_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))  # Kim & Mnih's settings
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9))  # Kim & Mnih's betas
     steps_per_epoch = math.ceil(n_train / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
@@ -215,7 +218,8 @@ def main(argv=None) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if args.objective == "factor-vae":  # then the critic learns from the same z (the VAE's step left it grads)
+            for _ in range(args.critic_steps if args.objective == "factor-vae" else 0):
+                # then the critic learns from the same z, shuffled afresh each time (the VAE's step left it grads)
                 critic_opt.zero_grad(set_to_none=True)
                 critic_loss(critic, outp.z, gen).backward()
                 critic_opt.step()

@@ -109,3 +109,14 @@ def test_how_it_works_uses_the_models_numbers(service):
     text = service.how_it_works()
     c = service.registry.get().config
     assert f"latent size **{c.latent_dim}**" in text and "reparameterization" in text.lower()
+
+
+def test_how_it_works_names_the_objective_the_model_was_trained_with():
+    from vae_demo import texts
+
+    plain, beta_vae = texts.how_it_works(10, 1.0, "bernoulli", "mnist"), texts.how_it_works(10, 4.0, "bernoulli", "mnist")
+    tc = texts.how_it_works(10, 6.0, "bernoulli", "dsprites", "beta-tcvae")
+    factor = texts.how_it_works(10, 35.0, "bernoulli", "dsprites", "factor-vae")
+    assert "plain VAE" in plain and "β = 4 > 1: a β-VAE" in beta_vae
+    assert "β-TCVAE" in tc and "β = 6" in tc and "β-VAE," not in tc
+    assert "FactorVAE" in factor and "γ = 35" in factor and "β = 35" not in factor

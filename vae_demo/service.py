@@ -278,7 +278,7 @@ class DemoService:
 
     def how_it_works(self, model: Optional[str] = None) -> str:
         c = self.registry.get(model).config
-        return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset)
+        return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset, getattr(c, "objective", "elbo"))
 
 
     def latent_from_image(self, image, model: Optional[str] = None) -> list:

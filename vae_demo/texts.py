@@ -6,12 +6,27 @@ An **encoder** turns an image into a Gaussian in latent space (a mean μ and a s
 prior N(0, I), so the latent space has no holes: you can reconstruct, sample, walk and turn knobs in it."""
 
 
-def how_it_works(latent_dim: int, beta: float, likelihood: str, dataset: str) -> str:
+def objective_note(objective: str, beta: float) -> str:
+    """one sentence: what this model's training loss added to (or weighed in) the ELBO"""
+    if objective == "beta-tcvae":
+        return (f"trained as a β-TCVAE (Chen et al. 2018): the KL term splits into the information z keeps about x, the "
+                f"*total correlation* between latent dimensions, and each dimension's own KL; only the total correlation is "
+                f"weighted, by β = {beta:g}, which pushes each dimension towards one independent factor of the data.")
+    if objective == "factor-vae":
+        return (f"trained as a FactorVAE (Kim & Mnih 2018): the plain ELBO minus γ = {beta:g} times the *total "
+                f"correlation* between latent dimensions, which a small critic network estimates by telling real codes "
+                f"from codes whose dimensions were shuffled across a batch. Dependent dimensions cost extra, so each one "
+                f"is pushed towards one independent factor of the data, while reconstruction keeps the plain VAE's weight.")
+    if beta == 1:
+        return "β = 1: the plain VAE, whose loss is a true bound on $\\log p(x)$."
+    return f"β = {beta:g} > 1: a β-VAE, which trades reconstruction for a tidier, more disentangled latent space."
+
+
+def how_it_works(latent_dim: int, beta: float, likelihood: str, dataset: str, objective: str = "elbo") -> str:
     """The loss and the reparameterization trick, with this model's own numbers."""
     rec = ("a Bernoulli per pixel: $-\\log p(x|z)$ is the binary cross-entropy" if likelihood == "bernoulli"
            else "a Gaussian per pixel: $-\\log p(x|z)$ is a scaled squared error")
-    beta_note = ("β = 1: the plain VAE, whose loss is a true bound on $\\log p(x)$." if beta == 1
-                 else f"β = {beta:g} > 1: a β-VAE, which trades reconstruction for a tidier, more disentangled latent space.")
+    beta_note = objective_note(objective, beta)
     return f"""**Training maximises the evidence lower bound (ELBO)** for every training image x:
 
 $$\\mathrm{{ELBO}}(x) = \\underbrace{{\\mathbb{{E}}_{{q(z|x)}}[\\log p(x|z)]}}_{{\\text{{reconstruction}}}} \\; - \\; \\beta \\cdot \\underbrace{{\\mathrm{{KL}}\\big(q(z|x)\\,\\|\\,\\mathcal{{N}}(0, I)\\big)}}_{{\\text{{regularizer}}}} \\;\\le\\; \\log p(x)$$

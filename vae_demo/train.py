@@ -104,8 +104,8 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
-           else f"FactorVAE objective (Kim & Mnih 2018): the ELBO plus {args.beta:g} times a critic's estimate of the total "
-                "correlation." if args.objective == "factor-vae" else f"beta = {args.beta}."),
+           else f"FactorVAE objective (Kim & Mnih 2018): a loss of -ELBO + gamma * TC, gamma = {args.beta:g}, with the total "
+                "correlation TC estimated by a critic network." if args.objective == "factor-vae" else f"beta = {args.beta}."),
         "",
         *([args.notes, ""] if args.notes else []),
         "## Reproduce",

@@ -70,9 +70,11 @@ def posterior_chart(mu: Sequence[float], sigma: Sequence[float], kl: Sequence[fl
 
 
 def training_curves(log: list) -> Image.Image:
-    """training_log.json rows -> reconstruction, KL and ELBO per epoch (train and test)."""
+    """training_log.json rows -> reconstruction, KL and ELBO per epoch (train and test); a dotted line marks
+    where a run continued an earlier checkpoint (`train --init-from`, often with a new beta or objective)."""
     plt = _plt()
     ep = [r["epoch"] for r in log]
+    stages = [r["epoch"] - 0.5 for r in log if r.get("continued_at")]
     with _LOCK:
         fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), dpi=100)
         for ax, (key, title) in zip(axes, [("rec", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))"), ("elbo", "ELBO")]):
@@ -82,6 +84,8 @@ def training_curves(log: list) -> Image.Image:
                 train = [r[f"train_{key}"] for r in log]
             ax.plot(ep, train, color=MUTED, label="train")
             ax.plot(ep, [r[f"test_{key}"] for r in log], color=ACCENT, label="test")
+            for i, x in enumerate(stages):
+                ax.axvline(x, color=MUTED, linestyle=":", linewidth=1, label="continued" if i == 0 else None)
             ax.set_title(title + " (nats)", fontsize=10)
             ax.set_xlabel("epoch")
             ax.spines[["top", "right"]].set_visible(False)

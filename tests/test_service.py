@@ -120,3 +120,13 @@ def test_how_it_works_names_the_objective_the_model_was_trained_with():
     assert "plain VAE" in plain and "β = 4 > 1: a β-VAE" in beta_vae
     assert "β-TCVAE" in tc and "β = 6" in tc and "β-VAE," not in tc
     assert "FactorVAE" in factor and "γ = 35" in factor and "β = 35" not in factor
+    labels = [texts.objective_label(o, b) for o, b in (("elbo", 1.0), ("beta-tcvae", 6.0), ("factor-vae", 35.0))]
+    assert labels == ["β = 1", "β-TCVAE, β = 6", "FactorVAE, γ = 35"]
+
+
+def test_the_dsprites_summary_names_its_objective_not_a_bare_beta():
+    import torch
+
+    service = DemoService.from_sources(["dsprites"], torch.device("cpu"))
+    c, card = service.registry.get().config, service.model_card()
+    assert c.objective == "factor-vae" and f"FactorVAE, γ = {c.beta:g}" in card and f"β = {c.beta:g}" not in card

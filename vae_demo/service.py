@@ -84,7 +84,7 @@ class DemoService:
             f"**{v.info.name}** — trained on {c.dataset or 'unknown data'}; "
             f"{c.image_size}×{c.image_size} {'grey' if c.channels == 1 else 'RGB'} images; "
             f"latent size **{c.latent_dim}**" + (f" ({active} active)" if active is not None else "")
-            + f"; {c.likelihood} likelihood; β = {c.beta:g}."
+            + f"; {c.likelihood} likelihood; {texts.objective_label(getattr(c, 'objective', 'elbo'), c.beta)}."
         ]
         return " ".join(lines)
 

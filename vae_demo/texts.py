@@ -6,6 +6,15 @@ An **encoder** turns an image into a Gaussian in latent space (a mean μ and a s
 prior N(0, I), so the latent space has no holes: you can reconstruct, sample, walk and turn knobs in it."""
 
 
+def objective_label(objective: str, beta: float) -> str:
+    """a few words for the model's summary line: "β = 1", "β-TCVAE, β = 6", "FactorVAE, γ = 35" """
+    if objective == "beta-tcvae":
+        return f"β-TCVAE, β = {beta:g}"
+    if objective == "factor-vae":
+        return f"FactorVAE, γ = {beta:g}"
+    return f"β = {beta:g}"
+
+
 def objective_note(objective: str, beta: float) -> str:
     """one sentence: what this model's training loss added to (or weighed in) the ELBO"""
     if objective == "beta-tcvae":

@@ -26,7 +26,7 @@ def server():
     import app
 
     assert Path(CHROMIUM).exists(), "browser tests need Debian's Chromium: apt-get install -y chromium"
-    demo = app.create_demo(["mnist"], "cpu")
+    demo = app.create_demo(["mnist", "dsprites"], "cpu")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -147,6 +147,26 @@ def test_latent_sliders_tab(page):
     page.get_by_role("button", name="Traversal grid of the top dimensions").click()
     page.wait_for_timeout(3000)
     shot(page, "sliders")
+
+
+def test_dsprites_sliders_carry_the_factor_each_dimension_tracks(page):
+    from vae_demo import load_vae
+    from vae_demo.knowledge import knowledge
+
+    names = knowledge(load_vae("dsprites")).factor_names()  # from the evaluation stored with the checkpoint
+    assert {"x position", "y position", "scale"} <= {n.split(" (")[0] for n in names.values()}
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name="dsprites").click()
+    page.wait_for_selector("text=trained on dsprites")  # the summary line of the model now picked
+    page.get_by_role("tab", name="Latent sliders").click()
+    for d, name in names.items():
+        page.wait_for_selector(f"text=z{d} · {name}")
+    page.get_by_role("button", name="Traversal grid of the top dimensions").click()
+    grid = label_img("Traversal: each row sets one dimension")
+    page.wait_for_selector(grid, state="visible")
+    page.wait_for_timeout(1500)
+    assert not_blank(image_at(page, grid))
+    shot(page, "sliders_dsprites")
 
 
 def test_latent_map_tab(page):

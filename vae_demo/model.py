@@ -35,7 +35,7 @@ class VAEConfig:
     # "gaussian": decoder outputs means in [0, 1] with a fixed std `gaussian_std`.
     likelihood: str = "bernoulli"
     gaussian_std: float = 0.1
-    beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1); of the total correlation for beta-TCVAE
+    beta: float = 1.0  # weight of the KL term in the loss (beta-VAE when > 1); of the total correlation for beta-TCVAE and FactorVAE (its gamma)
     # "elbo" (VAE / beta-VAE), "beta-tcvae" (only the KL's total-correlation part is weighted) or "factor-vae" (the ELBO
     # plus beta times a critic's estimate of the total correlation); a record of how it was trained
     objective: str = "elbo"

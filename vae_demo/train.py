@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--critic-lr", type=float, default=1e-3, help="factor-vae: the critic's Adam learning rate")
     p.add_argument("--critic-steps", type=int, default=3,
                    help="factor-vae: critic updates per VAE update (a critic that lags is fooled, not obeyed)")
-    p.add_argument("--warmup-epochs", type=float, default=5.0, help="KL weight ramps 0 -> beta over this many epochs")
+    p.add_argument("--warmup-epochs", type=float, default=5.0, help="ramps up from 0 over this many epochs: the KL weight (elbo), TC + dimension-wise KL (beta-tcvae), gamma * TC (factor-vae)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
     p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")

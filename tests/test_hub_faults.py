@@ -81,6 +81,22 @@ def test_hub_model_loads_into_the_standard_cache_and_then_works_offline(fake_hub
     assert fake_hub.requests == []
 
 
+def test_a_hub_load_probes_the_config_once(fake_hub, repo_files):
+    """One metadata request for config.json at the branch names the commit; everything else, the weights the config
+    calls for included, is fetched from that commit (huggingface_hub's own per-file requests go to the commit's URL)."""
+    fake_hub.add_repo(REPO, repo_files)
+
+    def config_probes() -> int:
+        return len([p for m, p in fake_hub.requests if m == "HEAD" and p.endswith("/resolve/main/" + loading.CONFIG_NAME)])
+
+    load_vae(REPO)
+    assert config_probes() == 1
+    assert [p for m, p in fake_hub.requests if m == "GET" and p.endswith("/" + loading.WEIGHTS_NAME)]
+    fake_hub.clear_requests()
+    load_vae(REPO)  # all cached: the probe again (is there a newer commit?), and no transfer
+    assert config_probes() == 1 and not [p for m, p in fake_hub.requests if m == "GET"]
+
+
 def test_a_down_hub_falls_back_to_the_cache(fake_hub, repo_files):
     fake_hub.add_repo(REPO, repo_files)
     load_vae(REPO)

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -157,22 +157,27 @@ def _download(repo_id: str, revision, cache_dir, token) -> Path:
     """config.json + the weights (+ OPTIONAL_FILES) of a Hub repo -> the snapshot folder in the Hub cache.
 
     The config says which kind of model it is: a diffusers autoencoder ("_class_name") keeps its weights in
-    diffusion_pytorch_model.safetensors, a vae-demo model in model.safetensors."""
-    folder = download_snapshot(repo_id, (CONFIG_NAME,), (), revision, cache_dir, token)
-    raw = _read_json(folder / CONFIG_NAME)
-    if isinstance(raw, dict) and "_class_name" in raw:
-        return download_snapshot(repo_id, (CONFIG_NAME, PHOTO_WEIGHTS), (), revision, cache_dir, token)
-    return download_snapshot(repo_id, (CONFIG_NAME, WEIGHTS_NAME), OPTIONAL_FILES, revision, cache_dir, token)
+    diffusion_pytorch_model.safetensors, a vae-demo model in model.safetensors. One probe of the Hub serves both."""
+
+    def weights_for(folder: Path) -> tuple:
+        raw = _read_json(folder / CONFIG_NAME)
+        if isinstance(raw, dict) and "_class_name" in raw:
+            return (PHOTO_WEIGHTS,), ()
+        return (WEIGHTS_NAME,), OPTIONAL_FILES
+
+    return download_snapshot(repo_id, (CONFIG_NAME,), (), revision, cache_dir, token, then=weights_for)
 
 
 def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), optional=(), revision: Optional[str] = None,
-                      cache_dir=None, token=None) -> Path:
+                      cache_dir=None, token=None, then: Optional[Callable[[Path], tuple]] = None) -> Path:
     """Fetch `required` (and, if present, `optional`) files of one commit into the Hub cache -> its snapshot folder.
 
     A metadata request for required[0] (no retries, HUB_TIMEOUT) decides whether the Hub is reachable. If it is
     not (refused, timeout, 5xx), the local cache alone is used, so an offline machine answers within seconds.
     If it is, every file is pinned to the commit that request named and fetched with `_fetch_file`, all within
     HUB_DEADLINE. *.safetensors files may be MAX_MODEL_BYTES, others MAX_JSON_BYTES. Raises ModelLoadError.
+    `then(snapshot folder) -> (more required, more optional)`, called once `required` is in, names files that
+    depend on what those say (the weights a config asks for); they come from the same commit, with no new probe.
     """
     # Imported here so that HF_ENDPOINT / HF_HUB_OFFLINE / HF_HUB_CACHE set before the first load apply.
     import httpx2
@@ -185,7 +190,7 @@ def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), option
         raise ModelLoadError(f"{revision!r} is not a valid revision (a branch, tag or commit id) for {repo_id}.")
     where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
     if is_offline_mode():
-        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, "offline mode (HF_HUB_OFFLINE=1)")
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, "offline mode (HF_HUB_OFFLINE=1)", then)
 
     deadline = _Deadline(HUB_DEADLINE)
     first = required[0]
@@ -201,27 +206,29 @@ def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), option
         status = getattr(e.response, "status_code", None)
         if status is not None and 400 <= status < 500 and status not in (408, 429):
             raise ModelLoadError(f"The Hub refused access to {where} (HTTP {status}).") from None
-        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, f"the Hub answered HTTP {status}")
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, f"the Hub answered HTTP {status}", then)
     except Exception as e:  # refused, DNS failure, timeout: httpx errors share no base with OSError
         why = f"the Hub could not be reached ({type(e).__name__})"
-        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, why)
+        return _from_cache(repo_id, required, optional, revision, cache_dir, token, where, why, then)
 
     commit = meta.commit_hash or ""
     if not _COMMIT_RE.match(commit):
         raise ModelLoadError(f"The Hub sent no valid commit id for {where}; it does not look like a Hugging Face Hub.")
     storage = Path(cache_dir or constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
     fetch = dict(repo_id=repo_id, commit=commit, storage=storage, token=token, deadline=deadline)
-    try:
-        for name in required:
+    def fetch_required(names) -> None:
+        for name in names:
             try:
                 _fetch_file(name, _limit(name), meta=meta if name == first else None, **fetch)
             except EntryNotFoundError:
-                if name.endswith(".safetensors"):
-                    raise ModelLoadError(
-                        f"The Hub repo {where} has no {name}. This app loads safetensors weights only and never "
-                        "unpickles .bin files; convert the weights with safetensors first."
-                    ) from None
-                raise ModelLoadError(f"The Hub repo {where} has no {name}.") from None
+                raise _missing(name, where) from None
+
+    try:
+        fetch_required(required)
+        if then is not None:
+            more_required, more_optional = then(storage / "snapshots" / commit)
+            fetch_required(more_required)
+            optional = (*optional, *more_optional)
         for name in optional:
             try:
                 _fetch_file(name, _limit(name), **fetch)
@@ -239,6 +246,13 @@ def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), option
     if revision != commit:  # a branch or tag: remember its commit, so the cache works offline
         _write_atomic(storage / "refs" / (revision or constants.DEFAULT_REVISION), commit.encode())
     return storage / "snapshots" / commit
+
+
+def _missing(name: str, where: str) -> ModelLoadError:
+    if name.endswith(".safetensors"):
+        return ModelLoadError(f"The Hub repo {where} has no {name}. This app loads safetensors weights only and never "
+                              "unpickles .bin files; convert the weights with safetensors first.")
+    return ModelLoadError(f"The Hub repo {where} has no {name}.")
 
 
 def _limit(filename: str) -> int:
@@ -261,7 +275,7 @@ def _explain(e: Exception, where: str) -> ModelLoadError:
     return ModelLoadError(f"Could not download {where} from the Hugging Face Hub ({type(e).__name__}); try again later.")
 
 
-def _from_cache(repo_id: str, required, optional, revision, cache_dir, token, where: str, why: str) -> Path:
+def _from_cache(repo_id: str, required, optional, revision, cache_dir, token, where: str, why: str, then=None) -> Path:
     """The Hub is out of reach: the snapshot folder from the local cache only (no request is sent)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
@@ -271,6 +285,13 @@ def _from_cache(repo_id: str, required, optional, revision, cache_dir, token, wh
 
     try:
         paths = [cached(name) for name in required]
+        # the snapshot folder: required[0] may sit in a subfolder ("vae/config.json")
+        folder = Path(paths[0]).parents[len(Path(required[0]).parts) - 1]
+        if then is not None:
+            more_required, more_optional = then(folder)
+            for name in more_required:
+                cached(name)
+            optional = (*optional, *more_optional)
     except EntryNotFoundError:  # LocalEntryNotFoundError is one
         raise ModelLoadError(
             f"Could not load {where}: {why}, and the model is not in the local cache. The models already loaded keep working."
@@ -278,8 +299,7 @@ def _from_cache(repo_id: str, required, optional, revision, cache_dir, token, wh
     for name in optional:
         with contextlib.suppress(EntryNotFoundError):
             cached(name)
-    # the snapshot folder: required[0] may sit in a subfolder ("vae/config.json")
-    return Path(paths[0]).parents[len(Path(required[0]).parts) - 1]
+    return folder
 
 
 def _fetch_file(filename: str, limit: int, *, repo_id: str, commit: str, storage: Path, token, deadline: _Deadline,

@@ -58,6 +58,7 @@ class PhotoConfig:
     likelihood: str = "gaussian"  # for the app's labels only: these decoders define no p(x|z), so no ELBO is reported
     dataset: str = "photos"
     beta: float = 1.0
+    objective: str = "elbo"  # as VAEConfig's, for the same labels
     class_names: Optional[list] = None
 
     def __post_init__(self):

@@ -84,7 +84,7 @@ class DemoService:
             f"**{v.info.name}** — trained on {c.dataset or 'unknown data'}; "
             f"{c.image_size}×{c.image_size} {'grey' if c.channels == 1 else 'RGB'} images; "
             f"latent size **{c.latent_dim}**" + (f" ({active} active)" if active is not None else "")
-            + f"; {c.likelihood} likelihood; {texts.objective_label(getattr(c, 'objective', 'elbo'), c.beta)}."
+            + f"; {c.likelihood} likelihood; {texts.objective_label(c.objective, c.beta)}."
         ]
         return " ".join(lines)
 
@@ -278,7 +278,7 @@ class DemoService:
 
     def how_it_works(self, model: Optional[str] = None) -> str:
         c = self.registry.get(model).config
-        return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset, getattr(c, "objective", "elbo"))
+        return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset, c.objective)
 
 
     def latent_from_image(self, image, model: Optional[str] = None) -> list:

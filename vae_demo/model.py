@@ -42,6 +42,9 @@ class VAEConfig:
     dataset: str = ""  # what the weights were trained on, for the UI; empty for untrained models
     # Class names of the training data, if any (for labelling latent maps).
     class_names: Optional[list] = None
+    # How the training images were framed, so uploads can be framed the same way (vae_demo/framing.py): "mnist"
+    # (bounding box in 20 x 20, centred by mass), "fashion" (trimmed, long side to the frame, negated) or "none".
+    framing: str = "none"
 
     def __post_init__(self):
         self.hidden_channels = tuple(int(c) for c in self.hidden_channels)
@@ -61,6 +64,10 @@ class VAEConfig:
             )
         if self.objective not in ("elbo", "beta-tcvae", "factor-vae"):
             raise ValueError(f"objective must be 'elbo', 'beta-tcvae' or 'factor-vae', got {self.objective!r}.")
+        if self.framing not in ("none", "mnist", "fashion"):
+            raise ValueError(f"framing must be 'none', 'mnist' or 'fashion', got {self.framing!r}.")
+        if self.framing != "none" and self.channels != 1:
+            raise ValueError(f"framing {self.framing!r} is for grey images; use framing 'none' with channels=3.")
         if self.decoder not in ("deconv", "broadcast"):
             raise ValueError(f"decoder must be 'deconv' or 'broadcast', got {self.decoder!r}.")
         if self.decoder == "broadcast" and self.image_size % 4:

@@ -26,6 +26,8 @@ from .model import VAE, VAEConfig
 from .objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
 from .stats import latent_statistics
 
+FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion"}  # how each dataset's images were framed (vae_demo/framing.py)
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae_demo.train", description=__doc__.splitlines()[0])
@@ -167,13 +169,13 @@ def main(argv=None) -> None:
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
-        class_names=test.class_names,
+        class_names=test.class_names, framing=FRAMING.get(args.dataset, "none"),
     )
     model = VAE(config)
     if args.init_from:
         earlier = VAE.from_pretrained(args.init_from)
         # beta and the objective may change between stages; the architecture may not
-        if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective) != config:
+        if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective, framing=config.framing) != config:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
     # channels-last convolutions train about 1.8x faster on this CPU

@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from .classifier import classifier_for
+from .framing import SceneError, frame as frame_like_training
 from .images import ImageInput, prepare
 from .knowledge import knowledge
 from .model import VAE
@@ -89,22 +91,30 @@ def require(vae, capability: str) -> None:
         raise InputError(notes.get(capability) or f"This model does not support {capability}.")
 
 
-def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None) -> torch.Tensor:
-    """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it
-    (photo models keep the aspect ratio: (1, 3, H, W), long side <= their max size, or exactly `size`)."""
+def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None, frame: bool = True) -> torch.Tensor:
+    """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it: with `frame`, framed
+    like the model's training data where its config names a framing (a drawn digit cropped, fitted and centred
+    by mass, as MNIST's were), else padded to a square and resized. Photo models keep the aspect ratio:
+    (1, 3, H, W), long side <= their max size, or exactly `size`."""
     if is_spatial(vae):
         return vae.prepare(image, size=size)
+    framing = getattr(vae.config, "framing", "none")
+    if frame and framing != "none":
+        return frame_like_training(image, framing, vae.config.image_size).image.to(vae.device)
     return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device)
 
 
 @torch.inference_mode()
-def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruction:
+def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool = True) -> Reconstruction:
     """An image -> its reconstruction from the posterior mean, error map, posterior samples and metrics.
 
     ELBO terms (nats): reconstruction = -E_q[log p(x|z)] averaged over the seeded posterior samples,
     KL = KL(q(z|x) || N(0, I)) in closed form; ELBO = -(reconstruction + KL) is a lower bound on log p(x).
     """
-    x = image_tensor(vae, image)
+    try:
+        x, note = image_tensor(vae, image, frame=frame), None
+    except SceneError as e:  # a photo of a scene: shown whole, with a sentence that says why
+        x, note = image_tensor(vae, image, frame=False), str(e)
     if is_spatial(vae):
         return _reconstruct_photo(vae, x, n_posterior)
     mu, logvar = vae.encode(x)
@@ -128,6 +138,9 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
         "likelihood": vae.config.likelihood,
         "latent_dim": vae.config.latent_dim,
     }
+    if note:
+        metrics["framing_note"] = note
+    metrics.update(verdict(vae, x, x_hat))
     know = knowledge(vae)
     pct = know.anomaly_percentile(mse)
     if pct is not None:
@@ -140,6 +153,22 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8) -> Reconstruc
         input=x, reconstruction=x_hat, error=err, mu=mu[0], logvar=logvar[0],
         posterior_samples=torch.sigmoid(logits), metrics=metrics, pca_reconstruction=pca_rec,
     )
+
+
+def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
+    """What the dataset's bundled classifier reads in the input and in its reconstruction (empty if it has none):
+    input_class / reconstruction_class (class names) and their confidences (softmax probabilities)."""
+    try:
+        clf = classifier_for(vae.config.dataset, vae.device)
+    except Exception:  # a damaged optional file must not stop the model from serving (as in knowledge.py)
+        clf = None
+    if clf is None or x.shape[-1] != clf.config.image_size or x.shape[1] != clf.config.channels:
+        return {}
+    p = clf.predict(torch.cat([x, x_hat]).to(vae.device))
+    conf, idx = p.max(dim=1)
+    names = clf.config.class_names or [str(i) for i in range(p.shape[1])]
+    return {"input_class": names[int(idx[0])], "input_confidence": float(conf[0]),
+            "reconstruction_class": names[int(idx[1])], "reconstruction_confidence": float(conf[1])}
 
 
 def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction:
@@ -189,14 +218,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp") -> torch.Tensor:
+def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
+                frame: bool = True) -> torch.Tensor:
     """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
     steps = _int(steps, "steps", MIN_STEPS, MAX_PHOTO_STEPS if is_spatial(vae) else MAX_STEPS)
     method = str(method).lower()
     if method not in ("lerp", "slerp"):
         raise InputError(f"method must be 'lerp' or 'slerp'; got {method!r}.")
-    xa = image_tensor(vae, image_a)
-    xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None)  # photos: B cropped to A's size
+    xa = image_tensor(vae, image_a, frame=frame)
+    xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None, frame=frame)  # photos: B cropped to A's size
     mu_a, mu_b = vae.encode(xa)[0][0], vae.encode(xb)[0][0]
     shape = mu_a.shape  # (D,) or (C, h, w): paths are taken in the flattened space
     a, b = mu_a.flatten(), mu_b.flatten()
@@ -206,9 +236,9 @@ def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int =
 
 
 @torch.inference_mode()
-def encode_mean(vae: VAE, image: ImageInput) -> tuple:
+def encode_mean(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
     """An image -> (mu, logvar) as lists of latent_dim floats."""
-    mu, logvar = vae.encode(image_tensor(vae, image))
+    mu, logvar = vae.encode(image_tensor(vae, image, frame=frame))
     return mu[0].tolist(), logvar[0].tolist()
 
 

@@ -168,6 +168,29 @@ def _download(repo_id: str, revision, cache_dir, token) -> Path:
     return download_snapshot(repo_id, (CONFIG_NAME,), (), revision, cache_dir, token, then=weights_for)
 
 
+_HUB_STATE: dict = {}  # {"at": monotonic time of the last probe, "ok": bool}
+PHOTO_REPOS = ("madebyollin/taesd", "stabilityai/sd-vae-ft-mse", "stabilityai/sdxl-vae")  # photo VAEs this app loads
+
+
+def hub_reachable(max_age: float = 600.0, timeout: float = 3.0) -> bool:
+    """Can this server reach the Hub now? One metadata request for a photo VAE's config, remembered for max_age s."""
+    import time
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, is_offline_mode
+
+    if is_offline_mode():
+        return False
+    if _HUB_STATE and time.monotonic() - _HUB_STATE["at"] < max_age:
+        return _HUB_STATE["ok"]
+    try:
+        get_hf_file_metadata(hf_hub_url(PHOTO_REPOS[0], CONFIG_NAME), timeout=timeout)
+        ok = True
+    except Exception:  # refused, DNS failure, timeout, 4xx/5xx: all mean "not now" to a visitor
+        ok = False
+    _HUB_STATE.update(at=time.monotonic(), ok=ok)
+    return ok
+
+
 def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), optional=(), revision: Optional[str] = None,
                       cache_dir=None, token=None, then: Optional[Callable[[Path], tuple]] = None) -> Path:
     """Fetch `required` (and, if present, `optional`) files of one commit into the Hub cache -> its snapshot folder.

@@ -11,15 +11,16 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from PIL import Image
 
 from . import inference, texts
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, confined_path, contact_sheet, display_scale, grid, heatmap, save_gif, to_pil
+from .images import ImageError, confined_path, contact_sheet, display_scale, grid, heatmap, open_image, save_gif, to_pil
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
-from .loading import ModelLoadError, bundled_models
+from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
 from .model import VAE
 from .registry import ModelRegistry
 
@@ -28,11 +29,14 @@ GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
 def image_arg(image, roots=None):
-    """What Gradio or a caller passes for an image (path, FileData dict, PIL, array) -> what images.open_image takes.
+    """What Gradio or a caller passes for an image (path, FileData dict, a sketchpad's {"background", "layers",
+    "composite"} dict, PIL, array) -> what images.open_image takes.
 
     A dict's "path" is the only field read ("url" is never fetched), and with `roots` a path must lie inside
     one of them (Gradio's upload folder, the bundled examples): an API client cannot make us read other files.
     """
+    if isinstance(image, dict) and "path" not in image and SKETCH_KEYS & image.keys():
+        return sketch_image(image, roots)
     if isinstance(image, dict):
         image = image.get("path")
         if not image:
@@ -40,6 +44,39 @@ def image_arg(image, roots=None):
     if roots is not None and isinstance(image, (str, os.PathLike)):
         image = confined_path(image, roots)
     return image
+
+
+SKETCH_KEYS = frozenset({"background", "layers", "composite"})
+
+
+def sketch_image(value: dict, roots=None) -> Image.Image:
+    """A sketchpad's value -> one RGBA image: its composite, or else its background with its layers drawn over it.
+    Each part may be a FileData dict, a path, a PIL image or an array; a malformed dict gets a sentence, not a trace."""
+    malformed = ImageError("A sketch must be a dict with 'composite' (an image) or 'background' and 'layers' "
+                           "(a list of images), as Gradio's Sketchpad sends it.")
+    layers = value.get("layers") or []
+    if not isinstance(layers, (list, tuple)):
+        raise malformed
+
+    def part(p):
+        if p is None:
+            return None
+        if isinstance(p, dict) and not p.get("path"):
+            raise malformed
+        if not isinstance(p, (dict, str, os.PathLike, Image.Image, np.ndarray)):
+            raise malformed
+        return open_image(image_arg(p, roots)).convert("RGBA")
+
+    if value.get("composite") is not None:
+        return part(value["composite"])
+    parts = [part(p) for p in [value.get("background"), *layers]]
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ImageError("The sketch is empty: draw a digit first.")
+    canvas = Image.new("RGBA", parts[0].size, (0, 0, 0, 0))
+    for p in parts:
+        canvas.alpha_composite(p if p.size == canvas.size else p.crop((0, 0, *canvas.size)))
+    return canvas
 
 
 class DemoService:
@@ -108,15 +145,17 @@ class DemoService:
         return [str(p) for p in ex]
 
     # --- tabs ---------------------------------------------------------------------------
-    def reconstruct(self, image, model: Optional[str] = None):
+    def reconstruct(self, image, model: Optional[str] = None, frame: bool = True):
         """image -> (reconstruction, metrics dict, one-paragraph summary): the API's answer, one image like its input.
+        With `frame`, a drawn or photographed digit is first framed like the training data (framing.py).
         The pictures that explain it (the input as the model sees it, the error map, posterior samples, the
         mu/sigma chart, PCA) come from `explain`."""
         vae = self.registry.get(model)
-        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1)
+        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1, frame=bool(frame))
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
-        return to_pil(r.reconstruction, display_scale(vae.config.image_size)), metrics, self._summary(vae, metrics)
+        summary = "  \n".join(t for t in (self.guidance(model, metrics), self.verdict(metrics), self._summary(vae, metrics)) if t)
+        return to_pil(r.reconstruction, display_scale(vae.config.image_size)), metrics, summary
 
     @staticmethod
     def _error_map(vae, r, scale: int) -> Image.Image:
@@ -124,6 +163,38 @@ class DemoService:
         h, w = r.error.shape
         vmax = max(1e-3, float(r.error.max())) if inference.is_spatial(vae) else 1.0
         return heatmap(r.error, vmax=vmax).resize((w * scale, h * scale), Image.NEAREST)
+
+    def verdict(self, metrics: dict) -> str:
+        """What the classifier reads, in words: "your image reads as **3** (98 %); its reconstruction as **3** (97 %)"."""
+        if "input_class" not in metrics:
+            return ""
+        same = metrics["input_class"] == metrics["reconstruction_class"]
+        return (f"Your image reads as **{metrics['input_class']}** ({metrics['input_confidence']:.0%}); its reconstruction "
+                f"reads as **{metrics['reconstruction_class']}** ({metrics['reconstruction_confidence']:.0%})"
+                + ("." if same else " — the model made it into something else.") + " (a small CNN trained on the same data)")
+
+    def guidance(self, model: Optional[str], metrics: dict) -> str:
+        """For an upload this model was not made for (a scene, a photo, a screenshot): a sentence that says what
+        the model knows and what to pick instead; empty for an ordinary input."""
+        vae = self.registry.get(model)
+        if inference.is_spatial(vae):
+            return ""
+        note, pct = metrics.get("framing_note"), metrics.get("anomaly_percentile")
+        if not note and (pct is None or pct < 99):
+            return ""
+        c = vae.config
+        kind = {"mnist": "handwritten digits", "fashion-mnist": "photos of clothes on a plain background",
+                "dsprites": "white shapes on black"}.get(c.dataset, f"{c.dataset or 'its training'} images")
+        text = (note + " " if note else "Your image is unlike anything this model was trained on. ")
+        text += f"This model knows {c.image_size}×{c.image_size} {kind}; above is what it made of your image."
+        if c.dataset != "dsprites":
+            photo = [n for n in self.model_names() if inference.is_spatial(self.registry.get(n))]
+            if photo:
+                text += f" For photos, pick a photo model: {', '.join(photo)}."
+            else:
+                text += f" For photos, load a photo model ({', '.join(PHOTO_REPOS)}) in the box above"
+                text += "." if hub_reachable() else " — but this server cannot reach the Hugging Face Hub right now."
+        return "⚠️ " + text
 
     def _summary(self, vae, m: dict) -> str:
         if inference.is_spatial(vae):
@@ -141,16 +212,16 @@ class DemoService:
             text += f"  \n**Anomaly score**: reconstructed worse than {p:.0f} % of the {what}{verdict}."
         return text
 
-    def as_seen(self, image, model: Optional[str] = None) -> Image.Image:
-        """image -> the input as the model sees it (grey or colour, resized, in [0, 1]), enlarged like the outputs"""
+    def as_seen(self, image, model: Optional[str] = None, frame: bool = True) -> Image.Image:
+        """image -> the input as the model sees it (framed, grey or colour, resized, in [0, 1]), enlarged like the outputs"""
         vae = self.registry.get(model)
-        x = inference.image_tensor(vae, image_arg(image, self.upload_roots))
+        x = inference.image_tensor(vae, image_arg(image, self.upload_roots), frame=bool(frame))
         return to_pil(x[0], display_scale(vae.config.image_size))
 
-    def explain(self, image, model: Optional[str] = None, n_posterior: int = 8):
+    def explain(self, image, model: Optional[str] = None, n_posterior: int = 8, frame: bool = True):
         """image -> (input as the model sees it, squared-error map, posterior samples, mu/sigma/KL chart, PCA or None)"""
         vae = self.registry.get(model)
-        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior)
+        r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior, frame=bool(frame))
         s = display_scale(vae.config.image_size)
         if inference.is_spatial(vae):  # one heat map per latent channel of mu instead of a bar per dimension
             maps = r.mu.float().cpu()
@@ -170,19 +241,20 @@ class DemoService:
         s = max(1, display_scale(vae.config.image_size) // 2)
         return [to_pil(t, s) for t in x]
 
-    def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp"):
+    def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (frames as PIL list, path of a looping GIF of the frames)"""
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
-        x = inference.interpolate(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps, method)
+        x = inference.interpolate(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps, method,
+                                  frame=bool(frame))
         s = display_scale(vae.config.image_size)
         frames = [to_pil(t, s) for t in x]
         return frames, self._write_gif(frames)
 
-    def encode(self, image, model: Optional[str] = None) -> list:
+    def encode(self, image, model: Optional[str] = None, frame: bool = True) -> list:
         vae = self.registry.get(model)
-        return inference.encode_mean(vae, image_arg(image, self.upload_roots))[0]
+        return inference.encode_mean(vae, image_arg(image, self.upload_roots), frame=bool(frame))[0]
 
     def decode(self, z, model: Optional[str] = None) -> Image.Image:
         vae = self.registry.get(model)
@@ -192,9 +264,9 @@ class DemoService:
         """The same samples as `sample`, as one image with `nrow` per row."""
         return contact_sheet(self.sample(model, n, seed, temperature), nrow=nrow)
 
-    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp"):
+    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames)"""
-        frames, gif = self.interpolate(image_a, image_b, model, steps, method)
+        frames, gif = self.interpolate(image_a, image_b, model, steps, method, frame)
         return contact_sheet(frames, nrow=8), gif
 
     # --- sliders ------------------------------------------------------------------------
@@ -281,8 +353,8 @@ class DemoService:
         return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset, c.objective)
 
 
-    def latent_from_image(self, image, model: Optional[str] = None) -> list:
-        return self.encode(image, model)
+    def latent_from_image(self, image, model: Optional[str] = None, frame: bool = True) -> list:
+        return self.encode(image, model, frame)
 
     def random_latent(self, model: Optional[str] = None, seed=0) -> list:
         return inference.random_latent(self.registry.get(model), seed)

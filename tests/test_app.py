@@ -114,13 +114,20 @@ def test_handlers_are_wrapped_for_zerogpu_when_spaces_is_importable(monkeypatch)
     fake.GPU = lambda fn: calls.append(fn.__name__) or fn
     monkeypatch.setitem(sys.modules, "spaces", fake)
     import app
+    import ui.common
 
-    reloaded = importlib.reload(app)
+    def reload_ui():  # the decorator is chosen when ui.common is imported; the tabs bind it at their import
+        common = importlib.reload(ui.common)
+        for tab in app.TABS:
+            importlib.reload(tab)
+        return common, importlib.reload(app)
+
+    common, reloaded = reload_ui()
     try:
-        assert reloaded.GPU is fake.GPU
+        assert common.GPU is fake.GPU
         assert {"reconstruct", "sample", "interpolate", "encode", "decode"} <= set(calls)  # every model handler
-        wrapped = reloaded.user_errors(lambda: 1)
+        wrapped = common.user_errors(lambda: 1)
         assert wrapped() == 1 and calls[-1] == "<lambda>"
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
-        importlib.reload(app)
+        reload_ui()

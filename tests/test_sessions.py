@@ -7,7 +7,7 @@ import gradio.state_holder as state_holder
 import pytest
 from gradio.state_holder import StateHolder
 
-import gradio_sessions
+from ui import gradio_sessions
 from test_app import client as served_client  # noqa: F401  (the launched app fixture)
 
 Eager = gradio_sessions._Eager

@@ -6,6 +6,7 @@ them directly. Every user-facing failure is raised as one of USER_ERRORS with a 
 
 import os
 import tempfile
+from collections import Counter
 import threading
 import time
 from pathlib import Path
@@ -87,6 +88,7 @@ class DemoService:
         self.gif_dir.mkdir(parents=True, exist_ok=True)
         self._gif_lock = threading.Lock()
         self._maps: dict = {}  # model name -> LatentMap (drawn once)
+        self.calls: Counter = Counter()  # handler name -> calls, so a test can see one action run one handler once
 
     @classmethod
     def from_sources(cls, sources: list, device: torch.device, upload_roots: Optional[list] = None) -> "DemoService":
@@ -150,6 +152,7 @@ class DemoService:
         With `frame`, a drawn or photographed digit is first framed like the training data (framing.py).
         The pictures that explain it (the input as the model sees it, the error map, posterior samples, the
         mu/sigma chart, PCA) come from `explain`."""
+        self.calls["reconstruct"] += 1
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1, frame=bool(frame))
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
@@ -220,6 +223,7 @@ class DemoService:
 
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8, frame: bool = True):
         """image -> (input as the model sees it, squared-error map, posterior samples, mu/sigma/KL chart, PCA or None)"""
+        self.calls["explain"] += 1
         vae = self.registry.get(model)
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=n_posterior, frame=bool(frame))
         s = display_scale(vae.config.image_size)

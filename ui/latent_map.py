@@ -1,0 +1,68 @@
+"""The Latent map tab: the test set's μ in 2-D, coloured by class; click to decode a point, mark your own image."""
+
+import gradio as gr
+
+from vae_demo import texts
+from vae_demo.service import DemoService
+
+from .common import M, PRIVATE, Tab, caps, example_rows, memo, user_errors
+
+
+def build(service: DemoService, model: gr.Dropdown) -> Tab:
+    first = service.model_names()[0]
+
+    def map_outputs(m, point=None, image=None):
+        if not service.has_latent_map(m):
+            return gr.update(value=None), gr.update(value=None), gr.update(), gr.update(), None
+        (xlo, xhi), (ylo, yhi) = service.map_range(m)
+        img, decoded, pt = service.map_view(m, point, image)
+        u = gr.update(minimum=round(xlo, 2), maximum=round(xhi, 2), value=round(pt[0], 3) if pt else 0)
+        v = gr.update(minimum=round(ylo, 2), maximum=round(yhi, 2), value=round(pt[1], 3) if pt else 0)
+        return img, decoded, u, v, pt
+
+    @user_errors
+    def click(m, evt: gr.SelectData):
+        return map_outputs(m, service.map_pixel_to_point(m, *evt.index))
+
+    @user_errors
+    def moved(m, u, v):
+        return map_outputs(m, (u, v))
+
+    @user_errors
+    def mark(m, image):
+        return map_outputs(m, None, image)
+
+    def mark_upload(m, image):
+        return mark(m, image) if image is not None else [gr.skip()] * 5
+
+    with gr.Tab("Latent map", id="map", visible="latent_map" in caps(service, first)) as tab:
+        gr.Markdown(texts.LATENT_MAP)
+        no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.evaluate`).",
+                             visible=not service.has_latent_map(first))
+        with gr.Row(visible=service.has_latent_map(first)) as row:
+            with gr.Column(scale=3):
+                img = gr.Image(label="Test-set means, PCA of μ (click to decode a point)", format="png",
+                               interactive=False, elem_id="map-image")
+            with gr.Column(scale=2, min_width=240):
+                out = gr.Image(label="decode(point)", format="png", interactive=False, height=220, elem_classes="pixelated")
+                u = gr.Slider(-3, 3, value=0, step=0.01, label="PC 1")
+                v = gr.Slider(-3, 3, value=0, step=0.01, label="PC 2")
+                image = gr.Image(label="Mark your own image on the map", type="filepath", sources=["upload", "clipboard"], height=150)
+                mark_btn = gr.Button("Mark it")
+                examples = gr.Dataset(components=[image], samples=example_rows(service, first), label="Examples", samples_per_page=12)
+        point = gr.State(None)
+
+    outs = [img, out, u, v, point]
+    examples.click(lambda row: row[0], examples, image, **PRIVATE).then(mark, [model, image], outs, preprocess=False, **PRIVATE, **M)
+    img.select(click, [model], outs, **PRIVATE, **M)
+    gr.on([u.input, v.input], moved, [model, u, v], outs, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
+    mark_btn.click(mark, [model, image], outs, preprocess=False, **PRIVATE, **M)
+    image.input(mark_upload, [model, image], outs, preprocess=False, **PRIVATE, **M)
+
+    @memo
+    def refresh(m):
+        has = service.has_latent_map(m)
+        return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),
+                gr.update(visible=has), gr.update(visible=not has), *map_outputs(m)[:4]]
+
+    return Tab(outputs=[tab, examples, row, no_map, img, out, u, v], refresh=refresh)

@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import EXAMPLES
+
+SERVICES: dict = {}  # url -> the DemoService behind the page (its call counter)
+TIMINGS = Path(__file__).resolve().parent.parent / "docs" / "first_result.json"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -31,7 +35,9 @@ def server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    SERVICES[url] = demo.vae_service
+    yield url
     demo.close()
 
 
@@ -83,47 +89,113 @@ def label_img(label: str) -> str:
     return f"[data-testid='image']:has-text('{label}') img, .block:has(label:has-text('{label}')) img"
 
 
-def test_reconstruct_tab(page):
-    pick_example(page)  # the first example digit
-    page.get_by_role("button", name="Reconstruct", exact=True).click()
-    page.wait_for_selector("text=PSNR")
-    page.wait_for_selector(label_img("μ ± σ and KL per latent dimension"), state="visible")  # the chained explanation
-    for label in ("As the model sees it", "Squared error per pixel"):  # also from the chained explanation
-        page.wait_for_selector(label_img(label), state="visible")
-    assert not_blank(image_at(page, label_img("As the model sees it")))
-    page.wait_for_function("!document.body.innerText.includes('processing')")
-    assert not_blank(image_at(page, label_img("Reconstruction: decode(μ)")))
-    assert not_blank(image_at(page, label_img("PCA baseline")))
-    posterior = page.locator(".block:has(label:has-text('Posterior samples')) img")
-    assert posterior.count() == 8
-    assert "ELBO" in page.locator("body").inner_text()
-    page.get_by_text("How it works").click()
-    page.wait_for_selector("text=reparameterization", state="visible")
+def draw(page, strokes, selector: str = "#sketch") -> None:
+    """Mouse strokes on a sketchpad's canvas; each stroke is a list of (x, y) in 0..1 of the canvas."""
+    box = page.locator(f"{selector} canvas").first.bounding_box()
+    side = min(box["width"], box["height"]) * 0.8
+    x0, y0 = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    for stroke in strokes:
+        page.mouse.move(x0 + stroke[0][0] * side, y0 + stroke[0][1] * side)
+        page.mouse.down()
+        for (ax, ay), (bx, by) in zip(stroke, stroke[1:]):
+            for t in np.linspace(0, 1, 8)[1:]:
+                page.mouse.move(x0 + (ax + t * (bx - ax)) * side, y0 + (ay + t * (by - ay)) * side)
+        page.mouse.up()
+
+
+SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+ZERO = [[(0.5 + 0.22 * np.sin(a), 0.5 - 0.33 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 24)]]
+
+
+def verdict(page) -> str:
+    """The classifier's reading of the reconstruction, as the page says it."""
+    text = page.locator("#summary").inner_text()
+    return text.split("its reconstruction reads as")[1].split("(")[0].strip() if "its reconstruction reads as" in text else ""
+
+
+def test_every_tab_shows_a_result_before_any_button_is_pressed(page):
+    import json
+    import time
+
+    t0 = time.perf_counter()
+    page.reload(wait_until="load")
+    page.wait_for_selector("#reconstruction img", state="attached")
+    first = time.perf_counter() - t0
+    page.wait_for_selector("text=reads as")  # the verdict, and the explanation beside it
+    assert not_blank(image_at(page, "#reconstruction img")) and not_blank(image_at(page, "#seen img"))
+    page.wait_for_selector(label_img("μ ± σ and KL per latent dimension"), state="attached")
     shot(page, "reconstruct")
+    for tab, selector in (("sample", "#samples img"), ("interpolate", "#frames img"), ("sliders", "#slider-image img"),
+                          ("map", "#map-image img")):
+        page.locator(f"button[data-tab-id={tab}]:visible").first.click()
+        page.wait_for_selector(selector, state="visible")
+        assert not_blank(image_at(page, selector)), tab
+        if tab == "interpolate":
+            page.wait_for_selector("#animation img", state="visible")
+            assert not_blank(image_at(page, "#animation img"))
+        shot(page, {"map": "latent_map"}.get(tab, tab))
+    TIMINGS.write_text(json.dumps({"first_result_s": round(first, 2), "load": "page.reload to the first reconstruction shown"}))
+
+
+def test_drawing_a_digit_reconstructs_that_digit(page):
+    page.wait_for_selector("text=reads as")  # the example shown on arrival
+    page.wait_for_function("!document.body.innerText.includes('processing')")
+    page.wait_for_selector("#sketch button[aria-label='Brush'].selected, #sketch canvas", state="visible")
+    page.wait_for_timeout(1000)  # the pad takes its white page and the pen once the page has loaded
+    for strokes, name in ((SEVEN, "7"), (ZERO, "0")):
+        if name == "0":
+            page.locator("#sketch button[aria-label='Clear canvas']").first.click()  # the bin
+            page.wait_for_timeout(300)
+        draw(page, strokes)
+        try:
+            page.wait_for_function(f"document.querySelector('#summary').innerText.includes('its reconstruction reads as {name}')",
+                                   timeout=30_000)
+        finally:
+            shot(page, f"draw_{name}")
+        assert verdict(page) == name
+    page.wait_for_timeout(500)
+    assert not_blank(image_at(page, "#seen img"))
+
+
+def test_an_upload_runs_at_once_and_once(page, server, tmp_path):
+    from vae_demo import remake
+
+    page.wait_for_selector("text=reads as")
+    page.wait_for_function("!document.body.innerText.includes('processing')")
+    img = remake.remake(np.asarray(Image.open(EXAMPLES[4]).convert("L")), "jpeg-phone", np.random.default_rng(2))
+    photo = tmp_path / "four.jpg"
+    photo.write_bytes(remake.to_bytes(img, "jpeg-phone"))
+    service = SERVICES[server]
+    before = dict(service.calls)
+    page.locator("#upload input[type='file']").set_input_files(str(photo))  # no button pressed
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('its reconstruction reads as 4')",
+                           timeout=20_000)
+    page.wait_for_timeout(1500)  # time for a second run, if one were (wrongly) queued
+    assert service.calls["reconstruct"] - before.get("reconstruct", 0) == 1
+    assert service.calls["explain"] - before.get("explain", 0) == 1
+    shot(page, "photographed")
 
 
 def test_sample_tab(page):
-    page.get_by_role("tab", name="Sample").click()
-    page.get_by_role("button", name="Sample from the prior").click()
-    samples = label_img("Samples: decode(z)")
-    page.wait_for_selector(samples, state="visible")
-    grid = image_at(page, samples)
-    assert not_blank(grid) and grid.width > grid.height  # the slider's default 32: four rows of 8
-    shot(page, "sample")
+    page.locator("button[data-tab-id=sample]:visible").first.click()
+    page.wait_for_selector("#samples img", state="visible")
+    before = image_at(page, "#samples img")
+    page.get_by_label("Seed").fill("7")
+    page.get_by_label("Seed").press("Enter")  # a new seed draws at once
+    page.wait_for_function("!document.body.innerText.includes('processing')")
+    page.wait_for_timeout(1500)
+    after = image_at(page, "#samples img")
+    assert not_blank(after) and after.width > after.height  # the slider's default 32: four rows of 8
+    assert np.abs(np.asarray(after, np.float32) - np.asarray(before, np.float32)).mean() > 1.0
 
 
 def test_interpolate_tab(page):
-    page.get_by_role("tab", name="Interpolate").click()
-    pick_example(page, 0, "Image B")  # an example pair
-    page.get_by_role("button", name="Interpolate", exact=True).click()
-    frames = label_img("Frames from A to B")
-    page.wait_for_selector(frames, state="visible")
-    sheet = image_at(page, frames)
+    page.locator("button[data-tab-id=interpolate]:visible").first.click()
+    pick_example(page, 2, "Image B")  # another example pair: it runs at once
+    page.wait_for_timeout(2500)
+    sheet = image_at(page, "#frames img")
     assert not_blank(sheet) and sheet.width > 3 * sheet.height  # the Steps slider's default 10: rows of 8 and 2
-    anim = label_img("Animation")
-    page.wait_for_selector(anim, state="visible")  # the GIF itself is shown, not only its label
-    assert not_blank(image_at(page, anim))
-    shot(page, "interpolate")
+    assert not_blank(image_at(page, "#animation img"))
 
 
 def test_latent_sliders_tab(page):
@@ -182,24 +254,39 @@ def test_latent_map_tab(page):
 def test_errors_are_shown_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    page.locator("input[type='file']").first.set_input_files(str(bad))
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.wait_for_selector("text=reads as")  # the page is ready: the example shown on arrival
+    page.locator("#upload input[type='file']").set_input_files(str(bad))  # it runs at once, and says why it cannot
     page.wait_for_selector("text=not an image", timeout=15_000)
 
 
-def test_phone_width_and_keyboard(browser, server):
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+@pytest.mark.parametrize("width", [390])
+def test_the_first_minute_at_phone_width_by_keyboard(browser, server, tmp_path, width):
+    from vae_demo import remake
+
+    ctx = browser.new_context(viewport={"width": width, "height": 844}, device_scale_factor=2)
     pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
     pg.goto(server + "/", wait_until="load")
-    pg.wait_for_selector("text=Reconstruct")
-    width = pg.evaluate("document.documentElement.scrollWidth")
-    assert width <= 400  # no sideways scrolling on a phone
-    pick_example(pg)
-    btn = pg.get_by_role("button", name="Reconstruct", exact=True)
-    btn.focus()
-    pg.keyboard.press("Enter")  # usable without a mouse
-    pg.wait_for_selector("text=PSNR")
-    pg.wait_for_function("!document.body.innerText.includes('processing')")
+    pg.wait_for_selector("text=reads as")  # a result on arrival, no button pressed
+    assert pg.evaluate("document.documentElement.scrollWidth") <= width + 10  # no sideways scrolling on a phone
+    img = remake.remake(np.asarray(Image.open(EXAMPLES[2]).convert("L")), "drawn", np.random.default_rng(5))
+    drawn = tmp_path / "two.png"
+    img.save(drawn)
+    pg.locator("#upload button[aria-label='Remove Image']").first.focus()  # the example shown on arrival goes ...
+    pg.keyboard.press("Enter")
+    zone = pg.locator("#upload button.upload-container:not(.hidden)").first
+    zone.wait_for(state="visible")
+    pg.wait_for_timeout(800)  # the box re-renders after the removal; a key pressed before it settles is lost
+    zone.focus()  # ... and the drop zone opens the file chooser (Space, as on any button)
+    with pg.expect_file_chooser() as chooser:
+        pg.keyboard.press("Space")
+    chooser.value.set_files(str(drawn))
+    pg.wait_for_function("document.querySelector('#summary').innerText.includes('its reconstruction reads as 2')")
+    pg.locator("#reconstruction").scroll_into_view_if_needed()
+    pg.wait_for_timeout(800)
+    assert not_blank(image_at(pg, "#reconstruction img"))
     shot(pg, "phone")
+    pg.locator("button[data-tab-id=sample]:visible").first.focus()  # where Tab brings the focus
+    pg.keyboard.press("Enter")
+    pg.wait_for_selector("#samples img", state="visible")  # switching tab by keyboard shows the samples
     ctx.close()

@@ -95,11 +95,12 @@ def corrupt_png() -> bytes:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> DemoService:
-    """mnist (grey, 28 px) and a tiny untrained RGB model (8 px) side by side."""
+    """mnist (grey, 28 px, framed like MNIST) and tiny untrained RGB and grey models (8 px, no framing) side by side."""
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "tiny-rgb"
-    VAE(VAEConfig(image_size=8, channels=3, latent_dim=3, hidden_channels=(4,), hidden_dim=16)).save_pretrained(folder)
-    return DemoService.from_sources(["mnist", str(folder)], torch.device("cpu"))
+    root = tmp_path_factory.mktemp("models")
+    VAE(VAEConfig(image_size=8, channels=3, latent_dim=3, hidden_channels=(4,), hidden_dim=16)).save_pretrained(root / "tiny-rgb")
+    VAE(VAEConfig(image_size=8, channels=1, latent_dim=3, hidden_channels=(4,), hidden_dim=16)).save_pretrained(root / "tiny-grey")
+    return DemoService.from_sources(["mnist", str(root / "tiny-rgb"), str(root / "tiny-grey")], torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,8 @@ IMAGE_CASES = [
     ("animated GIF: first frame", lambda: animated("GIF"), "mnist", ("same", 1e-6)),
     ("animated WebP: first frame", lambda: animated("WEBP"), "mnist", ("same", 1e-6)),
     ("EXIF-rotated JPEG", exif_rotated_jpeg, "mnist", ("same", 0.03)),
-    ("1x1 image", lambda: encode(Image.new("L", (1, 1), 200)), "mnist", ("ok", None)),
+    ("1x1 image", lambda: encode(Image.new("L", (1, 1), 200)), "mnist", ("error", "No drawing was found")),  # flat: nothing drawn
+    ("1x1 image, unframed model", lambda: encode(Image.new("L", (1, 1), 200)), "tiny-grey", ("ok", None)),
     ("grey image for an RGB model", lambda: encode(digit()), "tiny-rgb", ("ok", None)),
     ("RGB image for an RGB model", lambda: encode(digit().convert("RGB")), "tiny-rgb", ("ok", None)),
     ("text renamed .png", lambda: b"hello, I am not an image\n", "mnist", ("error", "not an image this app can read")),
@@ -220,7 +222,7 @@ NUMBER_CASES = [
     ("temperature inf", "sample", ("mnist", 2, 0, math.inf), "temperature must be a number above 0"),
     ("temperature too hot", "sample", ("mnist", 2, 0, 5.5), "at most 5"),
     ("temperature string", "sample", ("mnist", 2, 0, "hot"), "temperature must be a number above 0"),
-    ("unknown model", "sample", ("nope", 2, 0, 1.0), "No model named 'nope' is loaded; loaded: mnist, tiny-rgb"),
+    ("unknown model", "sample", ("nope", 2, 0, 1.0), "No model named 'nope' is loaded; loaded: mnist, tiny-rgb, tiny-grey"),
     ("model not a string", "sample", (5, 2, 0, 1.0), "No model named 5 is loaded"),
     # interpolate(a, b, model, steps, method)
     ("steps 1", "interpolate", ("D", "D", "mnist", 1, "lerp"), "steps must be a whole number from 2 to 32"),

@@ -20,7 +20,13 @@ def test_cli_sample_reconstruct_interpolate(tmp_path, examples):
     with Image.open(tmp_path / "grid.png") as g:
         assert g.size[0] > g.size[1] > 0
     r = run("reconstruct", str(examples[3]), "-o", str(tmp_path / "rec.png"))
-    assert r.returncode == 0 and '"psnr"' in r.stdout
+    assert r.returncode == 0 and '"psnr"' in r.stdout and '"reconstruction_class": "3"' in r.stdout
+    big = tmp_path / "big.png"  # the digit small in a corner of a large white page: framed by default, not with --no-frame
+    page = Image.new("L", (600, 600), 255)
+    page.paste(Image.eval(Image.open(examples[3]).convert("L"), lambda v: 255 - v).resize((112, 112)), (420, 40))
+    page.save(big)
+    framed, plain = (run("reconstruct", str(big), *flag, "-o", str(tmp_path / "b.png")) for flag in ((), ("--no-frame",)))
+    assert '"reconstruction_class": "3"' in framed.stdout and '"reconstruction_class": "3"' not in plain.stdout
     r = run("interpolate", str(examples[3]), str(examples[4]), "--steps", "5", "-o", str(tmp_path / "anim.gif"))
     assert r.returncode == 0
     with Image.open(tmp_path / "anim.gif") as g:

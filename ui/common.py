@@ -4,9 +4,11 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import gradio as gr
+from gradio.components.image_editor import EditorData
+from gradio.data_classes import GradioModel
 from PIL import Image
 
 from vae_demo.device import gpu_decorator
@@ -71,9 +73,36 @@ def blank_canvas() -> dict:
     return {"background": Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "white"), "layers": [], "composite": None}
 
 
+MALFORMED_SKETCH = ("A sketch must be a dict with 'composite' (an image file) or 'background' and 'layers' (a list of "
+                    "image files), as Gradio's Sketchpad sends it.")
+
+
+class _AnySketch(GradioModel):
+    """What an API client may send as a sketch: anything at first; Sketchpad.preprocess checks it with a sentence."""
+    background: Any = None
+    layers: Any = []
+    composite: Any = None
+    id: Optional[str] = None
+
+
+class Sketchpad(gr.Sketchpad):
+    """Gradio's Sketchpad whose malformed API input gets a sentence (gr.Error), not a pydantic trace."""
+    data_model = _AnySketch
+
+    def get_block_name(self) -> str:  # the same page component as Gradio's own sketchpad
+        return "imageeditor"
+
+    def preprocess(self, payload):
+        try:
+            value = None if payload is None else EditorData.model_validate(payload.model_dump(), context={"validate_meta": True})
+        except ValueError:  # pydantic's ValidationError is one
+            raise gr.Error(MALFORMED_SKETCH) from None
+        return super().preprocess(value)
+
+
 def sketchpad(label: str, **kw) -> gr.Sketchpad:
     """Black pen on white, one layer, PNG (lossless), the pen about as wide relative to the canvas as MNIST's strokes."""
-    pad = gr.Sketchpad(value=blank_canvas(), label=label, type="pil", image_mode="RGBA", format="png", layers=False,
+    pad = Sketchpad(value=blank_canvas(), label=label, type="pil", image_mode="RGBA", format="png", layers=False,
                        canvas_size=(SKETCH_SIDE, SKETCH_SIDE), fixed_canvas=True, transforms=(),
                        brush=gr.Brush(colors=["#000000"], default_color="#000000", default_size=11, color_mode="fixed"),
                        eraser=gr.Eraser(default_size=14), buttons=[], **kw)
@@ -83,11 +112,14 @@ def sketchpad(label: str, **kw) -> gr.Sketchpad:
 
 
 def has_strokes(value) -> bool:
-    """Does a sketchpad value hold a drawing? (it reports its blank page when the page opens and when cleared)"""
+    """Does a sketchpad value hold a drawing? The pad reports its blank page when the page opens and after the bin
+    (no layer drawn on, no composite); an API client may send a composite alone."""
     if not isinstance(value, dict):
         return False
-    layers = [im for im in value.get("layers") or [] if im is not None]
-    return any(im.getchannel("A").getextrema()[1] > 0 for im in layers if isinstance(im, Image.Image) and im.mode == "RGBA")
+    layers = [im for im in value.get("layers") or [] if isinstance(im, Image.Image)]
+    if not layers:
+        return value.get("composite") is not None
+    return any(im.mode != "RGBA" or im.getchannel("A").getextrema()[1] > 0 for im in layers)
 
 
 def memo(fn: Callable[[str], list]) -> Callable[[str], list]:

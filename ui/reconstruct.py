@@ -23,7 +23,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     def from_sketch(fn, source=None):
         """While drawing: a blank page (the page opening, the bin) changes nothing. With `source`, also records it."""
-        def run(sketch, model, frame):
+        def run(sketch, model: str = first, frame: bool = True):
             if not has_strokes(sketch):
                 return [gr.skip()] * (N_OUT[fn] + (source is not None))
             return [*fn(sketch, model, frame), *([source] if source else [])]
@@ -85,9 +85,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     examples.click(lambda row: (row[0], "upload"), examples, [image, source], **PRIVATE).then(
         reconstruct, [image, model, framed], answer, preprocess=False, **PRIVATE, **M).success(
         explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
-    # Each stroke: latest wins, so a fast drawer never queues up work. Undocumented in the API page; the benchmark times it.
+    # Each stroke: latest wins, so a fast drawer never queues up work. Also the API's way to send what a sketchpad
+    # holds ({"background", "layers", "composite"}): /reconstruct's image parameter takes a file only.
     sketch.input(from_sketch(reconstruct, "sketch"), [sketch, model, framed], [*answer, source], api_name="reconstruct_sketch",
-                 api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden", **M).success(
+                 trigger_mode="always_last", show_progress="hidden", **M).success(
         from_sketch(explain), [sketch, model, framed], pictures, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
     # preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves
     frame.change(lambda on: on, frame, framed, **PRIVATE)

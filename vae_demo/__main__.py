@@ -32,7 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     r = common(sub.add_parser("reconstruct", help="encode and decode an image"))
     r.add_argument("input")
-    r.add_argument("-o", "--output", required=True, help="PNG: input | reconstruction side by side")
+    r.add_argument("-o", "--output", required=True, help="PNG: input as the model sees it | reconstruction side by side")
+    r.add_argument("--no-frame", dest="frame", action="store_false",
+                   help="do not frame the image like the training data (a drawn digit cropped, fitted and centred by mass)")
     s = common(sub.add_parser("sample", help="decode random z ~ N(0, T^2 I) into a grid"))
     s.add_argument("-n", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
         vae = load_vae(args.model, device=pick_device(args.device), revision=args.revision)
         steps.update()
         if args.command == "reconstruct":
-            rec = inference.reconstruct(vae, args.input)
+            rec = inference.reconstruct(vae, args.input, frame=args.frame)
             grid(torch.cat([rec.input, rec.reconstruction]), nrow=2, scale=4).save(args.output)
             print(json.dumps({k: v for k, v in rec.metrics.items()}, indent=1))
         elif args.command == "sample":

@@ -1,0 +1,144 @@
+"""What every tab shares: the error wrapper, the concurrency group, the example lists and the sketchpad."""
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import gradio as gr
+from gradio.components.image_editor import EditorData
+from gradio.data_classes import GradioModel
+from PIL import Image
+
+from vae_demo.device import gpu_decorator
+from vae_demo.service import USER_ERRORS, DemoService
+
+log = logging.getLogger("vae_demo.app")
+# One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
+M = dict(concurrency_id="model")
+PRIVATE = dict(api_visibility="private")
+# On a Hugging Face ZeroGPU Space a GPU exists only inside functions decorated with spaces.GPU; elsewhere a no-op.
+GPU = gpu_decorator()
+SKETCH_SIDE = 280  # the drawing canvas, in CSS pixels: ten times MNIST's 28
+
+
+@dataclass
+class Tab:
+    outputs: list  # components that show something as soon as the page opens, refreshed when the model changes
+    refresh: Callable[[str], list]  # model name -> one value (or gr.update) per output
+
+
+def user_errors(fn):
+    """Turn the package's readable errors into gr.Error (shown in the page and returned by the API).
+    Every handler that runs a model goes through here, so this is also where ZeroGPU's decorator is applied."""
+    fn = GPU(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Something went wrong on the server while doing this; the error was logged.") from None
+
+    return wrapper
+
+
+def caps(service: DemoService, model) -> frozenset:
+    return service.registry.get(model).capabilities
+
+
+def drawable(service: DemoService, model) -> bool:
+    """Small grey models (digits, clothes, sprites) can be drawn for; photo models cannot."""
+    c = service.registry.get(model).config
+    return c.latent_dim is not None and c.channels == 1
+
+
+def example_rows(service: DemoService, model) -> list:
+    return [[p] for p in service.examples(model)]
+
+
+def pair_rows(service: DemoService, model) -> list:
+    ex = service.examples(model)
+    return [[ex[i], ex[(i + 1) % len(ex)]] for i in range(len(ex))] if len(ex) >= 2 else []
+
+
+def blank_canvas() -> dict:
+    """A white page to draw on: with a background set, the sketchpad opens with its pen in hand."""
+    return {"background": Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "white"), "layers": [], "composite": None}
+
+
+MALFORMED_SKETCH = ("A sketch must be a dict with 'composite' (an image file) or 'background' and 'layers' (a list of "
+                    "image files), as Gradio's Sketchpad sends it.")
+
+
+class _AnySketch(GradioModel):
+    """What an API client may send as a sketch: anything at first; Sketchpad.preprocess checks it with a sentence."""
+    background: Any = None
+    layers: Any = []
+    composite: Any = None
+    id: Optional[str] = None
+
+from gradio.events import Dependency
+
+class Sketchpad(gr.Sketchpad):
+    """Gradio's Sketchpad whose malformed API input gets a sentence (gr.Error), not a pydantic trace."""
+    data_model = _AnySketch
+
+    def get_block_name(self) -> str:  # the same page component as Gradio's own sketchpad
+        return "imageeditor"
+
+    def preprocess(self, payload):
+        try:
+            value = None if payload is None else EditorData.model_validate(payload.model_dump(), context={"validate_meta": True})
+        except ValueError:  # pydantic's ValidationError is one
+            raise gr.Error(MALFORMED_SKETCH) from None
+        return super().preprocess(value)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def sketchpad(label: str, **kw) -> gr.Sketchpad:
+    """Black pen on white, one layer, PNG (lossless), the pen about as wide relative to the canvas as MNIST's strokes."""
+    pad = Sketchpad(value=blank_canvas(), label=label, type="pil", image_mode="RGBA", format="png", layers=False,
+                       canvas_size=(SKETCH_SIDE, SKETCH_SIDE), fixed_canvas=True, transforms=(),
+                       brush=gr.Brush(colors=["#000000"], default_color="#000000", default_size=11, color_mode="fixed"),
+                       eraser=gr.Eraser(default_size=14), buttons=[], **kw)
+    # after the bin, the page comes back white with the pen in hand (else Gradio leaves no tool selected)
+    pad.clear(blank_canvas, None, pad, **PRIVATE, queue=False)
+    return pad
+
+
+def has_strokes(value) -> bool:
+    """Does a sketchpad value hold a drawing? The pad reports its blank page when the page opens and after the bin
+    (no layer drawn on, no composite); an API client may send a composite alone."""
+    if not isinstance(value, dict):
+        return False
+    layers = [im for im in value.get("layers") or [] if isinstance(im, Image.Image)]
+    if not layers:
+        return value.get("composite") is not None
+    return any(im.mode != "RGBA" or im.getchannel("A").getextrema()[1] > 0 for im in layers)
+
+
+def memo(fn: Callable[[str], list]) -> Callable[[str], list]:
+    """Remember a refresh per model: every visitor's page opens on the same example, computed once."""
+    cache, lock = {}, threading.Lock()
+
+    @functools.wraps(fn)
+    def wrapper(model):
+        with lock:
+            if model in cache:
+                return cache[model]
+        value = fn(model)
+        with lock:
+            return cache.setdefault(model, value)
+
+    return wrapper

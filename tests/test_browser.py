@@ -176,6 +176,32 @@ def test_an_upload_runs_at_once_and_once(page, server, tmp_path):
     shot(page, "photographed")
 
 
+def test_a_drawing_is_a_source_for_interpolate_and_the_sliders(page):
+    page.wait_for_selector("text=reads as")
+    page.locator("button[data-tab-id=interpolate]:visible").first.click()
+    page.wait_for_selector("#frames img", state="visible")
+    before = image_at(page, "#frames img")
+    page.get_by_text("…or draw A or B").click()
+    page.wait_for_selector("#interpolate-sketch canvas", state="visible")
+    page.wait_for_timeout(800)
+    draw(page, SEVEN, "#interpolate-sketch")
+    page.wait_for_timeout(800)
+    page.get_by_role("button", name="Use the drawing as A").click()
+    page.wait_for_timeout(3000)
+    after = image_at(page, "#frames img")
+    assert np.abs(np.asarray(after, np.float32) - np.asarray(before, np.float32)).mean() > 1.0  # A is now the 7
+    page.locator("button[data-tab-id=sliders]:visible").first.click()
+    page.wait_for_selector("#slider-image img", state="visible")
+    start = image_at(page, "#slider-image img")
+    page.get_by_text("…or start from a drawing").click()
+    page.wait_for_selector("#sliders-sketch canvas", state="visible")
+    page.wait_for_timeout(800)
+    draw(page, ZERO, "#sliders-sketch")
+    page.wait_for_timeout(3000)
+    drawn = image_at(page, "#slider-image img")  # decode(μ of the drawing): the sliders moved to it
+    assert np.abs(np.asarray(drawn, np.float32) - np.asarray(start, np.float32)).mean() > 1.0
+
+
 def test_sample_tab(page):
     page.locator("button[data-tab-id=sample]:visible").first.click()
     page.wait_for_selector("#samples img", state="visible")

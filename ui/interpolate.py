@@ -36,7 +36,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 button = gr.Button("Interpolate", variant="primary")
         with gr.Accordion("…or draw A or B", open=False) as draw_box:
             with gr.Row():
-                sketch = sketchpad("Draw a digit, then use it as A or B")
+                sketch = sketchpad("Draw a digit, then use it as A or B", elem_id="interpolate-sketch")
                 with gr.Column():
                     to_a, to_b = gr.Button("Use the drawing as A"), gr.Button("Use the drawing as B")
         examples = gr.Dataset(components=[a, b], samples=pair_rows(service, first), label="Example pairs", samples_per_page=5)

@@ -67,7 +67,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 enc = gr.Button("Use this image's μ", variant="primary")
                 examples = gr.Dataset(components=[image], samples=example_rows(service, first), label="Examples", samples_per_page=12)
                 with gr.Accordion("…or start from a drawing", open=False) as draw_box:
-                    sketch = sketchpad("Draw: the sliders jump to its μ after every stroke")
+                    sketch = sketchpad("Draw: the sliders jump to its μ after every stroke", elem_id="sliders-sketch")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", min_width=80)
                     rand = gr.Button("Random z")

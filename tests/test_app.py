@@ -52,19 +52,38 @@ def test_reconstruct_is_closer_to_its_input_than_to_another_digit(client, exampl
 
 
 def test_sample_is_one_grid_image_that_follows_n_and_seed(client):
-    a = client.predict(model="mnist", n=16, seed=1, temperature=1.0, api_name="/sample")
-    b = client.predict(n=16, seed=1, temperature=1.0, api_name="/sample")
-    c = client.predict(n=16, seed=2, temperature=1.0, api_name="/sample")
-    with Image.open(a) as im, Image.open(client.predict(n=4, seed=1, temperature=1.0, api_name="/sample")) as small:
+    a, za = client.predict(model="mnist", n=16, seed=1, temperature=1.0, api_name="/sample")
+    b, zb = client.predict(n=16, seed=1, temperature=1.0, api_name="/sample")
+    c, zc = client.predict(n=16, seed=2, temperature=1.0, api_name="/sample")
+    with Image.open(a) as im, Image.open(client.predict(n=4, seed=1, temperature=1.0, api_name="/sample")[0]) as small:
         assert im.width > im.height > 28  # 8 per row: two rows of 8
         assert small.width < im.width and small.height < im.height  # 4 samples: one row of 4
-    assert pixels(a) == pixels(b)
-    assert pixels(a) != pixels(c)
+    assert pixels(a) == pixels(b) and za == zb
+    assert pixels(a) != pixels(c) and za != zc
+
+
+def test_each_sample_and_frame_can_be_decoded_one_by_one(client, examples):
+    sheet, z = client.predict(n=10, seed=4, temperature=1.0, api_name="/sample")
+    assert len(z) == 10 and all(len(v) == 32 for v in z)
+    tile = 112  # 224-px samples reduced to the sheet's cells (contact_sheet), 4-px padding, 8 per row
+    with Image.open(sheet) as s:
+        cells = [np.asarray(s.convert("L").crop((4 + c * (tile + 4), 4 + r * (tile + 4), 4 + c * (tile + 4) + tile,
+                                                  4 + r * (tile + 4) + tile)), float) for r, c in ((0, 0), (1, 1))]
+    for cell, k in zip(cells, (0, 9)):  # the first sample, and the tenth (second row, second column)
+        with Image.open(client.predict(z=json.dumps(z[k]), api_name="/decode")) as one:
+            again = np.asarray(one.convert("L").reduce(2), float)
+        other = np.asarray(Image.open(client.predict(z=json.dumps(z[3]), api_name="/decode")).convert("L").reduce(2), float)
+        assert np.abs(again - cell).mean() < 2 < np.abs(other - cell).mean()
+    sheet, gif, path = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
+                                      steps=5, method="lerp", api_name="/interpolate")
+    assert len(path) == 5
+    mu_a = client.predict(image=handle_file(str(examples[0])), api_name="/encode")
+    assert np.allclose(path[0], mu_a, atol=1e-4)  # the path starts at A's mean
 
 
 def test_interpolate_returns_its_frames_as_one_image_and_a_gif(client, examples):
-    sheet, gif = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
-                                steps=7, method="slerp", api_name="/interpolate")
+    sheet, gif, _ = client.predict(image_a=handle_file(str(examples[0])), image_b=handle_file(str(examples[1])),
+                                   steps=7, method="slerp", api_name="/interpolate")
     with Image.open(gif) as g, Image.open(sheet) as s:
         assert g.format == "GIF" and g.n_frames >= 7
         frame = g.convert("L").reduce(2)  # the first frame, at the sheet's size

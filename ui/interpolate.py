@@ -15,10 +15,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def interpolate(image_a, image_b, model: str = first, steps: int = 8, method: str = "lerp"):
-        return service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF
+        return service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF, their z
 
     def when_both(a, b, model, steps, method):  # one side given so far: wait for the other
-        return interpolate(a, b, model, steps, method) if a is not None and b is not None else [gr.skip(), gr.skip()]
+        return interpolate(a, b, model, steps, method) if a is not None and b is not None else [gr.skip()] * 3
 
     def drawing(sketch):
         if not has_strokes(sketch):
@@ -44,8 +44,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                           elem_classes="pixelated", buttons=["download", "fullscreen"], elem_id="frames")
         anim = gr.Image(label="Animation (the download button saves the GIF)", type="filepath", interactive=False,
                         height=240, elem_classes="pixelated", buttons=["download", "fullscreen"], elem_id="animation")
+        with gr.Accordion("z of each frame (JSON: /decode one to get it back)", open=False):
+            latents = gr.JSON(label="z")
 
-    inputs, outputs = [a, b, model, steps, method], [frames, anim]
+    inputs, outputs = [a, b, model, steps, method], [frames, anim, latents]
     button.click(interpolate, inputs, outputs, api_name="interpolate", preprocess=False, **M)
     examples.click(lambda row: (row[0], row[1]), examples, [a, b], **PRIVATE).then(interpolate, inputs, outputs, preprocess=False,
                                                                                  **PRIVATE, **M)
@@ -59,7 +61,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         pairs = pair_rows(service, m)
         rows, draw = gr.Dataset(samples=pairs), gr.update(visible=drawable(service, m))
         if not pairs:
-            return [rows, None, None, None, None, draw]
+            return [rows, None, None, None, None, None, draw]
         return [rows, *pairs[0], *interpolate(*pairs[0], m, DEFAULT_STEPS, DEFAULT_METHOD), draw]
 
-    return Tab(outputs=[examples, a, b, frames, anim, draw_box], refresh=refresh)
+    return Tab(outputs=[examples, a, b, frames, anim, latents, draw_box], refresh=refresh)

@@ -15,7 +15,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def sample(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
-        return service.sample_grid(model, n, seed, temperature)  # one image of n samples: one file, not n
+        return service.sample_sheet(model, n, seed, temperature)  # one image of n samples (one file, not n) and their z
 
     with gr.Tab("Sample", id="sample", visible="sample" in caps(service, first)) as tab:
         gr.Markdown(texts.SAMPLE)
@@ -28,14 +28,16 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             with gr.Column(scale=3):
                 grid = gr.Image(label="Samples: decode(z), z ~ N(0, T²·I)", format="png", interactive=False,
                                 elem_classes="pixelated", buttons=["download", "fullscreen"], elem_id="samples")
-    button.click(sample, [model, n, seed, temp], [grid], api_name="sample", preprocess=False, **M)
+                with gr.Accordion("z of each sample, row by row (JSON: /decode one to get it back)", open=False):
+                    latents = gr.JSON(label="z")
+    button.click(sample, [model, n, seed, temp], [grid, latents], api_name="sample", preprocess=False, **M)
     # a new count, seed or temperature draws at once (a slider on release, the seed on Enter or leaving the box)
-    gr.on([n.release, temp.release, seed.submit, seed.blur], sample, [model, n, seed, temp], [grid],
+    gr.on([n.release, temp.release, seed.submit, seed.blur], sample, [model, n, seed, temp], [grid, latents],
           trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
 
     @memo
     def refresh(m):
         c = caps(service, m)
-        return [gr.update(visible="sample" in c), sample(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else None]
+        return [gr.update(visible="sample" in c), *(sample(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else (None, None))]
 
-    return Tab(outputs=[tab, grid], refresh=refresh)
+    return Tab(outputs=[tab, grid, latents], refresh=refresh)

@@ -193,16 +193,20 @@ def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction
                           posterior_samples=posterior, metrics=metrics)
 
 
-@torch.inference_mode()
-def sample(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
-    """n, seed, temperature -> (n, C, H, W) decoded from z ~ N(0, temperature^2 I); same seed, same images."""
+def prior_latents(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
+    """n, seed, temperature -> (n, D) (photo models: (n, C, h, w)) z ~ N(0, temperature^2 I) on the CPU; same seed, same z."""
     require(vae, "sample")
     n = _int(n, "n", 1, MAX_PHOTO_SAMPLES if is_spatial(vae) else MAX_SAMPLES)
     t = check_temperature(temperature)
     g = torch.Generator().manual_seed(check_seed(seed))  # CPU generator: identical draws on every device
     shape = vae.latent_shape(PHOTO_SAMPLE_SIZE, PHOTO_SAMPLE_SIZE) if is_spatial(vae) else (vae.config.latent_dim,)
-    z = torch.randn(n, *shape, generator=g) * t
-    return vae.decode(z.to(vae.device))
+    return torch.randn(n, *shape, generator=g) * t
+
+
+@torch.inference_mode()
+def sample(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
+    """n, seed, temperature -> (n, C, H, W) decoded from z ~ N(0, temperature^2 I); same seed, same images."""
+    return vae.decode(prior_latents(vae, n, seed, temperature).to(vae.device))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -218,9 +222,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
-                frame: bool = True) -> torch.Tensor:
-    """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
+def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
+                       frame: bool = True) -> torch.Tensor:
+    """Two images, steps, "lerp"|"slerp" -> (steps, D) (photo models: (steps, C, h, w)) latents from mu_A to mu_B."""
     steps = _int(steps, "steps", MIN_STEPS, MAX_PHOTO_STEPS if is_spatial(vae) else MAX_STEPS)
     method = str(method).lower()
     if method not in ("lerp", "slerp"):
@@ -232,7 +236,14 @@ def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int =
     a, b = mu_a.flatten(), mu_b.flatten()
     t = torch.linspace(0, 1, steps, device=a.device)
     z = slerp(a, b, t) if method == "slerp" else (1 - t[:, None]) * a + t[:, None] * b
-    return vae.decode(z.view(steps, *shape))
+    return z.view(steps, *shape)
+
+
+@torch.inference_mode()
+def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
+                frame: bool = True) -> torch.Tensor:
+    """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
+    return vae.decode(interpolation_path(vae, image_a, image_b, steps, method, frame))
 
 
 @torch.inference_mode()

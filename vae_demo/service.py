@@ -240,21 +240,33 @@ class DemoService:
         return to_pil(r.input, s), self._error_map(vae, r, s), [to_pil(t, s) for t in r.posterior_samples], chart, pca
 
     def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> list:
+        return self.sample_with_latents(model, n, seed, temperature)[0]
+
+    def sample_with_latents(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> tuple:
+        """-> (n PIL images, their n latent vectors as lists: /decode of one gives that sample back)"""
         vae = self.registry.get(model)
-        x = inference.sample(vae, n, seed, temperature)
+        z = inference.prior_latents(vae, n, seed, temperature)
+        with torch.inference_mode():
+            x = vae.decode(z.to(vae.device))
         s = max(1, display_scale(vae.config.image_size) // 2)
-        return [to_pil(t, s) for t in x]
+        return [to_pil(t, s) for t in x], z.tolist()
 
     def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (frames as PIL list, path of a looping GIF of the frames)"""
+        return self.interpolate_with_latents(image_a, image_b, model, steps, method, frame)[:2]
+
+    def interpolate_with_latents(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
+        """two images -> (frames as PIL list, path of a looping GIF of the frames, the frames' latents as lists)"""
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
-        x = inference.interpolate(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps, method,
-                                  frame=bool(frame))
+        z = inference.interpolation_path(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps,
+                                         method, frame=bool(frame))
+        with torch.inference_mode():
+            x = vae.decode(z)
         s = display_scale(vae.config.image_size)
         frames = [to_pil(t, s) for t in x]
-        return frames, self._write_gif(frames)
+        return frames, self._write_gif(frames), z.cpu().tolist()
 
     def encode(self, image, model: Optional[str] = None, frame: bool = True) -> list:
         vae = self.registry.get(model)
@@ -266,12 +278,17 @@ class DemoService:
 
     def sample_grid(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> Image.Image:
         """The same samples as `sample`, as one image with `nrow` per row."""
-        return contact_sheet(self.sample(model, n, seed, temperature), nrow=nrow)
+        return self.sample_sheet(model, n, seed, temperature, nrow)[0]
+
+    def sample_sheet(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> tuple:
+        """-> (the n samples as one image, `nrow` per row; their latents, one list each, in the sheet's order)"""
+        images, z = self.sample_with_latents(model, n, seed, temperature)
+        return contact_sheet(images, nrow=nrow), z
 
     def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
-        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames)"""
-        frames, gif = self.interpolate(image_a, image_b, model, steps, method, frame)
-        return contact_sheet(frames, nrow=8), gif
+        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames; the frames' latents)"""
+        frames, gif, z = self.interpolate_with_latents(image_a, image_b, model, steps, method, frame)
+        return contact_sheet(frames, nrow=8), gif, z
 
     # --- sliders ------------------------------------------------------------------------
     def slider_order(self, model: Optional[str] = None) -> list:

@@ -91,3 +91,68 @@ def test_to_pil_grid_heatmap_and_gif(tmp_path):
     path = save_gif([to_pil(x, 2) for x in t], tmp_path / "a.gif")
     with Image.open(path) as gif:
         assert gif.n_frames == 5 + 3  # there and back again
+
+
+# --- what comes from libraries, checked against what we had or against another library -----------------------
+def reference_grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """The hand-made layout images.grid had before it used torchvision's make_grid."""
+    b, c, h, w = t.shape
+    nrow = max(1, min(nrow, b))
+    rows = (b + nrow - 1) // nrow
+    canvas = torch.full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value)
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        canvas[:, y : y + h, x : x + w] = t[i]
+    return canvas
+
+
+@pytest.mark.parametrize("b, c, nrow, padding", [(1, 1, 8, 2), (5, 1, 8, 2), (10, 1, 3, 1), (9, 3, 9, 0), (16, 3, 4, 4)])
+def test_grid_from_make_grid_is_identical_to_the_hand_made_one(b, c, nrow, padding):
+    from vae_demo.images import grid, to_pil
+
+    t = torch.rand(b, c, 12, 10, generator=torch.Generator().manual_seed(b))
+    assert grid(t, nrow=nrow, padding=padding).tobytes() == to_pil(reference_grid(t, nrow, padding)).tobytes()
+
+
+def test_heatmap_is_matplotlibs_magma():
+    from matplotlib import colormaps
+
+    from vae_demo.images import heatmap
+
+    v = torch.linspace(0, 1, 256)[None]
+    ours = np.asarray(heatmap(v), dtype=int)[0]
+    theirs = (colormaps["magma"](v.numpy()[0])[:, :3] * 255).round().astype(int)
+    assert np.abs(ours - theirs).max() <= 1  # one level: the value is rounded to one of 256 entries
+    assert tuple(ours[0]) == (0, 0, 4) and ours[-1].min() > 180  # black to pale yellow
+    lum = ours @ np.array([0.299, 0.587, 0.114])
+    assert (np.diff(lum) > -1).all()  # perceptually ordered: brighter as the error grows
+    assert np.asarray(heatmap(torch.full((2, 2), 5.0), vmax=1.0)).tolist() == [[list(ours[-1])] * 2] * 2  # clipped
+
+
+def test_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    from vae_demo.images import ssim
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 1, 28, 28), (1, 3, 64, 48), (1, 3, 9, 9)]:
+        x = torch.rand(shape, generator=g)
+        y = (x + 0.1 * torch.randn(shape, generator=g)).clamp(0, 1)
+        win = min(11, *shape[2:]) - (1 - min(11, *shape[2:]) % 2)
+        ref = structural_similarity(x[0].permute(1, 2, 0).double().numpy(), y[0].permute(1, 2, 0).double().numpy(),
+                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
+                                    channel_axis=2, win_size=win)
+        assert abs(ssim(x, y) - ref) < 1e-4, shape
+
+
+def test_prepare_pads_to_a_square_as_before():
+    from vae_demo.images import prepare
+
+    wide = np.zeros((20, 36), np.uint8)
+    wide[5:15, 4:30] = 255
+    x = prepare(Image.fromarray(wide), 28, 1, invert=False)[0, 0]
+    canvas = np.zeros((36, 36), np.float32)  # the border's median (black), the content centred
+    canvas[8:28, :] = wide / 255.0
+    expected = torch.nn.functional.interpolate(torch.from_numpy(canvas)[None, None], size=(28, 28), mode="area")[0, 0]
+    assert torch.allclose(x, expected, atol=1e-6)

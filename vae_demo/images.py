@@ -191,12 +191,12 @@ def prepare(src: ImageInput, image_size: int, channels: int, invert: Union[bool,
     t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (C, H, W)
     h, w = t.shape[1:]
     if h != w:  # pad to a square with the border colour so the content is not stretched
+        from torchvision.transforms.v2 import functional as TF
+
         side = max(h, w)
         fill = float(torch.cat([t[:, 0], t[:, -1], t[:, :, 0], t[:, :, -1]], dim=1).median())
-        canvas = torch.full((t.shape[0], side, side), fill)
         top, left = (side - h) // 2, (side - w) // 2
-        canvas[:, top : top + h, left : left + w] = t
-        t = canvas
+        t = TF.pad(t, [left, top, side - w - left, side - h - top], fill=fill)  # [left, top, right, bottom]
     if t.shape[1] > image_size:  # shrinking: average whole pixel areas (no aliasing)
         t = torch.nn.functional.interpolate(t[None], size=(image_size, image_size), mode="area")[0]
     elif t.shape[1] < image_size:
@@ -221,16 +221,15 @@ def display_scale(image_size: int, target: int = 224) -> int:
 
 
 def grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, scale: int = 1, pad_value: float = 1.0) -> Image.Image:
-    """(B, C, H, W) in [0, 1] -> one PIL image with the B images in rows of `nrow`."""
-    b, c, h, w = t.shape
-    nrow = max(1, min(nrow, b))
-    rows = (b + nrow - 1) // nrow
-    canvas = torch.full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value)
-    for i in range(b):
-        r, col = divmod(i, nrow)
-        y, x = padding + r * (h + padding), padding + col * (w + padding)
-        canvas[:, y : y + h, x : x + w] = t[i].detach().float().cpu()
-    return to_pil(canvas, scale)
+    """(B, C, H, W) in [0, 1] -> one PIL image with the B images in rows of `nrow` (torchvision's make_grid)."""
+    from torchvision.utils import make_grid
+
+    t = t.detach().float().cpu()
+    if len(t) == 1:  # make_grid returns a lone image unpadded; a sheet of one keeps its frame
+        sheet = F.pad(t[0], [padding] * 4, value=pad_value)
+    else:
+        sheet = make_grid(t, nrow=max(1, nrow), padding=padding, pad_value=pad_value)[: t.shape[1]]  # greys come back as RGB
+    return to_pil(sheet, scale)
 
 
 def contact_sheet(images: Sequence[Image.Image], nrow: int = 8, cell: int = 112, padding: int = 4,
@@ -254,17 +253,17 @@ def contact_sheet(images: Sequence[Image.Image], nrow: int = 8, cell: int = 112,
     return sheet
 
 
-# A perceptually ordered dark-to-bright colour ramp (anchors of matplotlib's "magma").
-_MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 253, 191]], dtype=np.float32)
+_MAGMA_LUT: list = []  # matplotlib's "magma" as a (256, 3) uint8 table, made on first use
 
 
 def heatmap(values: torch.Tensor, vmax: float = 1.0) -> Image.Image:
-    """(H, W) non-negative values -> RGB heat map, 0 black, >= vmax bright yellow."""
-    v = (values.detach().float().cpu().numpy() / max(vmax, 1e-12)).clip(0, 1) * (len(_MAGMA) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(_MAGMA) - 2)
-    frac = (v - lo)[..., None]
-    rgb = _MAGMA[lo] * (1 - frac) + _MAGMA[lo + 1] * frac
-    return Image.fromarray(rgb.round().astype(np.uint8), "RGB")
+    """(H, W) non-negative values -> RGB heat map in matplotlib's perceptually ordered "magma", 0 black, >= vmax pale yellow."""
+    if not _MAGMA_LUT:
+        from matplotlib import colormaps  # the colour map only: no pyplot, no figure
+
+        _MAGMA_LUT.append((colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8))
+    v = (values.detach().float().cpu().numpy() / max(vmax, 1e-12)).clip(0, 1)
+    return Image.fromarray(_MAGMA_LUT[0][(v * 255).round().astype(np.intp)], "RGB")
 
 
 def save_gif(frames: list, path: Union[str, Path], duration_ms: int = 120, boomerang: bool = True) -> Path:
@@ -305,7 +304,10 @@ def prepare_photo(src: ImageInput, max_size: int = 512, multiple: int = 8, size:
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> float:
     """(B, C, H, W) or (C, H, W) pair in [0, data_range] -> mean SSIM, Gaussian window 11 / sigma 1.5 per channel
-    ('valid' region, Wang et al. 2004 constants); 1 for identical images, symmetric, lower as they differ."""
+    ('valid' region, Wang et al. 2004 constants); 1 for identical images, symmetric, lower as they differ.
+
+    Ours, not a library's: none that the app ships has SSIM (torchvision, diffusers, PIL, numpy), and this runs on
+    the model's device in 20 lines; tests/test_images.py checks it against scikit-image's to 1e-4."""
     if x.shape != y.shape:
         raise ValueError(f"ssim needs two images of the same shape; got {tuple(x.shape)} and {tuple(y.shape)}.")
     x, y = (t[None] if t.dim() == 3 else t for t in (x, y))

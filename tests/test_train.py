@@ -102,3 +102,50 @@ def test_trainer_runs_factor_vae_with_its_critic_and_logs_the_critics_estimate(t
     from safetensors.torch import load_file
 
     assert not any(k.startswith("critic") or "net." in k for k in load_file(str(out / "model.safetensors")))  # not saved
+
+
+def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
+    """The trainer as torchrun starts it: `nproc` CPU processes on this machine, gloo, loopback only."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+                           "-m", "vae_demo.train", "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "MASTER_ADDR": "127.0.0.1"})
+
+
+TINY_MNIST = ("--dataset", "mnist", "--epochs", "3", "--latent-dim", "4", "--hidden-channels", "8", "16", "--hidden-dim", "32",
+              "--warmup-epochs", "1")
+
+
+def test_two_processes_train_one_model_like_one_process_does(tmp_path):
+    write_idx_mnist(tmp_path / "data", n_train=1024, n_test=128)
+    data = ("--data-root", str(tmp_path / "data"))
+    one = train(*TINY_MNIST, *data, "--batch-size", "64", "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = torchrun(2, *TINY_MNIST, *data, "--batch-size", "32", "--out", str(tmp_path / "two"))  # the same global batch
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "one", "two"]  # one checkpoint, by rank 0
+    log1, log2 = (json.loads((tmp_path / d / "training_log.json").read_text()) for d in ("one", "two"))
+    assert [r["world_size"] for r in log2] == [2, 2, 2] and log1[-1]["world_size"] == 1
+    assert log2[0]["train_loss"] > log2[1]["train_loss"] > log2[2]["train_loss"]  # it learns (measured: 550 -> 514)
+    # measured: within 0.2 % of the single process at every epoch (same data, global batch, steps and schedule)
+    for a, b in zip(log1, log2):
+        assert abs(a["train_loss"] - b["train_loss"]) < 0.03 * a["train_loss"]
+    assert abs(log1[-1]["test_elbo"] - log2[-1]["test_elbo"]) < 0.03 * abs(log1[-1]["test_elbo"])
+    assert "world_size: 2" in (tmp_path / "two" / "README.md").read_text()
+    vae = load_vae(str(tmp_path / "two"))
+    assert vae.config.latent_dim == 4 and vae.config.framing == "mnist"
+
+
+def test_the_whole_batch_objectives_run_under_ddp(tmp_path):
+    """beta-TCVAE's minibatch TC estimate uses each rank's own batch; FactorVAE's critic is averaged over ranks."""
+    tiny = ("--dataset", "dsprites", "--epoch-size", "256", "--epochs", "1", "--batch-size", "32", "--latent-dim", "3",
+            "--hidden-channels", "4", "4", "4", "4", "--block-convs", "0", "--hidden-dim", "16", "--no-binarize")
+    for objective in (("--objective", "beta-tcvae", "--beta", "6"), ("--objective", "factor-vae", "--beta", "35",
+                                                                     "--critic-steps", "2")):
+        out = tmp_path / objective[1]
+        r = torchrun(2, *tiny, *objective, "--out", str(out))
+        assert r.returncode == 0, r.stderr[-3000:]
+        log = json.loads((out / "training_log.json").read_text())
+        assert log[0]["world_size"] == 2 and math.isfinite(log[0]["train_loss"])
+        assert load_vae(str(out)).config.objective == objective[1]
+        if objective[1] == "factor-vae":
+            assert math.isfinite(log[0]["train_tc"])

@@ -18,7 +18,11 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
+
+from . import distributed
 
 from .data import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from .device import pick_device
@@ -125,7 +129,10 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + ("the test set is binarized once with seed 0" if args.binarize else
            "5,000 freshly generated test sprites" if args.dataset == "dsprites" else "grey-level test set")
         + ("" if args.likelihood == "bernoulli" else " (a Gaussian density: positive values are normal, not comparable with nats of binary data)"),
-        f"- training time: {sum(r['seconds'] for r in log) / 60:.1f} min on {last['device']}",
+        f"- training time: {sum(r['seconds'] for r in log) / 60:.1f} min on {last['device']}"
+        + (f", {last['world_size']} processes (DistributedDataParallel, batch {args.batch_size} per process)"
+           if last.get("world_size", 1) > 1 else ""),
+        f"- world_size: {last.get('world_size', 1)}",
         "",
         "Per-epoch figures are in `training_log.json`. The weights are stored in "
         f"{args.weights_dtype} and cast to float32 when loaded.",
@@ -144,10 +151,12 @@ def main(argv=None) -> None:
         log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
+    world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
+    device = world.device
+    torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     if args.dataset == "dsprites":  # generated, never downloaded: a fresh sample every epoch
         from .dsprites import FACTORS, generate, sample_factors
@@ -156,7 +165,8 @@ def main(argv=None) -> None:
         test = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
         train = None
         n_train = args.epoch_size
-        export_examples(test, out / "examples", per_class=3, max_images=9)
+        if world.main:
+            export_examples(test, out / "examples", per_class=3, max_images=9)
     else:
         train = load_dataset(args.dataset, train=True, root=args.data_root)
         n_train = len(train.images)
@@ -164,7 +174,8 @@ def main(argv=None) -> None:
             test = fixed_binarized_test_set(args.dataset, root=args.data_root, seed=0)
         else:
             test = load_dataset(args.dataset, train=False, root=args.data_root)
-        export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
+        if world.main:
+            export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
 
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
@@ -180,25 +191,36 @@ def main(argv=None) -> None:
         model.load_state_dict(earlier.state_dict())
     # channels-last convolutions train about 1.8x faster on this CPU
     model = model.to(device).to(memory_format=torch.channels_last)
+    # Under torchrun the losses below go through DDP, which averages the gradients over ranks in backward; the
+    # batch size is per rank (the global batch is world size x --batch-size). Evaluation and saving use `model`.
+    net = DistributedDataParallel(model) if world.distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     if args.objective == "factor-vae":  # the critic is a training aid: it is not saved with the checkpoint
         critic = TCDiscriminator(args.latent_dim).to(device)
         critic_opt = torch.optim.Adam(critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9))  # Kim & Mnih's betas
-    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    per_rank = math.ceil(n_train / world.size)  # DistributedSampler pads the last rank's share to this
+    steps_per_epoch = math.ceil(per_rank / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
-    gen = torch.Generator().manual_seed(args.seed)
+    # binarization and the critic's shuffles: a stream of their own on each rank (rank 0's is the single run's)
+    gen = torch.Generator().manual_seed(args.seed + 7919 * world.rank)
+    sampler = (DistributedSampler(range(n_train), num_replicas=world.size, rank=world.rank, shuffle=True, seed=args.seed)
+               if world.distributed and train is not None else None)
     step, first = 0, len(log) + 1
 
     for epoch in range(first, first + args.epochs):
         model.train()
         t0 = time.time()
-        if train is None:
-            epoch_factors = sample_factors(n_train, rng=args.seed * 1000 + epoch)
+        if train is None:  # generated afresh: each rank its own sprites
+            epoch_factors = sample_factors(per_rank, rng=args.seed * 1000 + epoch + 10**6 * world.rank)
+        elif sampler is not None:  # this rank's share of one shuffle that every rank agrees on
+            sampler.set_epoch(epoch)
+            perm = torch.tensor(list(sampler))
         else:
             perm = torch.randperm(n_train, generator=gen)
-        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0, **({"tc": 0.0} if args.objective == "factor-vae" else {})}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{first + args.epochs - 1}", leave=False, mininterval=5)
+        sums = {"n": 0.0, "loss": 0.0, "rec": 0.0, "kl": 0.0, **({"tc": 0.0} if args.objective == "factor-vae" else {})}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{first + args.epochs - 1}", leave=False, mininterval=5,
+                   disable=not world.main)
         for b in bar:
             if train is None:
                 x = generate(epoch_factors[b * args.batch_size : (b + 1) * args.batch_size])
@@ -210,12 +232,13 @@ def main(argv=None) -> None:
             beta = args.beta * warm
             if args.objective == "beta-tcvae":
                 dataset_size = FACTORS.n_images if train is None else n_train
-                loss, outp = beta_tcvae_loss(model, x, args.beta, dataset_size, anneal=warm)
+                # the minibatch estimate of the TC uses this rank's batch only (B = --batch-size): not gathered
+                loss, outp = beta_tcvae_loss(net, x, args.beta, dataset_size, anneal=warm)
             elif args.objective == "factor-vae":
-                loss, outp, tc = factor_vae_loss(model, critic, x, args.beta, anneal=warm)
+                loss, outp, tc = factor_vae_loss(net, critic, x, args.beta, anneal=warm)
                 sums["tc"] += tc.item() * len(x)
             else:
-                outp = model(x, compute_loss=True, beta=beta)
+                outp = net(x, compute_loss=True, beta=beta)
                 loss = outp.loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -224,18 +247,25 @@ def main(argv=None) -> None:
                 # then the critic learns from the same z, shuffled afresh each time (the VAE's step left it grads)
                 critic_opt.zero_grad(set_to_none=True)
                 critic_loss(critic, outp.z, gen).backward()
+                distributed.average_gradients(world, critic)  # each rank's critic sees its own z; they stay one critic
                 critic_opt.step()
             sched.step()
             step += 1
             n = len(x)
+            sums["n"] += n
             sums["loss"] += loss.item() * n
             sums["rec"] += outp.rec_loss.sum().item()
             sums["kl"] += outp.kl.sum().item()
             bar.set_postfix(loss=f"{loss.item():.1f}", refresh=False)
-        row = {"epoch": epoch, **({"continued_at": first} if epoch == first and first > 1 else {}), "beta": beta, "lr": sched.get_last_lr()[0], "device": str(device)}
-        row.update({f"train_{k}": v / n_train for k, v in sums.items()})
+        sums = distributed.sum_over_ranks(world, sums)  # every rank's images count
+        row = {"epoch": epoch, **({"continued_at": first} if epoch == first and first > 1 else {}), "beta": beta, "lr": sched.get_last_lr()[0],
+               "device": str(device), "world_size": world.size}
+        row.update({f"train_{k}": v / sums["n"] for k, v in sums.items() if k != "n"})
+        if not world.main:  # rank 0 evaluates and writes; the others wait for it at the next epoch's first backward
+            continue
         row.update(evaluate_elbo(model, test.images))
         row["seconds"] = time.time() - t0
+        row["images_per_second"] = sums["n"] / row["seconds"]
         log.append(row)
         tqdm.write(
             f"epoch {epoch}: train loss {row['train_loss']:.2f} | test ELBO {row['test_elbo']:.2f} "
@@ -247,9 +277,12 @@ def main(argv=None) -> None:
         (out / "train_commands.txt").write_text("\n".join(commands) + "\n")
         write_model_card(out, args, log, commands, planned=first + args.epochs - 1)
 
-    stats = latent_statistics(model, test.images, test.labels)
-    (out / "latent_stats.json").write_text(json.dumps(stats, indent=1))
-    print(f"saved {out} (test ELBO {log[-1]['test_elbo']:.2f})")
+    if world.main:
+        stats = latent_statistics(model, test.images, test.labels)
+        (out / "latent_stats.json").write_text(json.dumps(stats, indent=1))
+        print(f"saved {out} (test ELBO {log[-1]['test_elbo']:.2f})")
+    distributed.barrier(world)
+    distributed.stop(world)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--app-dir", type=Path, default=REPO, help="the checkout whose app.py is measured (default: this one)")
-    p.add_argument("--launcher", nargs="+", help="argv that replaces `python app.py` (experiments; see benchmarks/variants.py)")
+    p.add_argument("--launcher", nargs="+", help="argv that replaces `python app.py` (to measure a variant of the app)")
     p.add_argument("--floor-concurrency-limit", type=int, default=2, help="the floor's default_concurrency_limit (app.py: 2)")
     p.add_argument("--no-gradio-profiling", action="store_true", help="do not set GRADIO_PROFILING=1 in the servers")
     p.add_argument("--keep", action="store_true", help="keep the run folder (server logs, Gradio cache)")
@@ -86,7 +86,7 @@ def examples(app_dir: Path) -> list:
     return [str(p) for p in ex]
 
 
-async def discover(app: GradioHTTP, model: str, ex: list) -> tuple:
+async def discover(app: GradioHTTP, model: str, ex: list, sketch: str) -> tuple:
     """The app's /info and /models -> the Endpoint list to time (inputs built from the real parameter names)."""
     info = await app.info()
     described = await app.call("models", [])
@@ -121,11 +121,36 @@ async def discover(app: GradioHTTP, model: str, ex: list) -> tuple:
         build = build_from_info(info, api, values, slider_value if api == "slider_update" else None)
         eps.append(Endpoint(name, api, ex[: build.n_images], build))
         labels[name] = label
+    for ep in sketch_endpoints(info, model, sketch):
+        eps.append(ep)
+        labels[ep.name] = "(280×280 drawing, model)" if ep.name != "floor_280" else "(no-op echo of the same 280×280 PNG, on the floor)"
     return eps, labels, latent_dim
 
 
 def floor_endpoint(ex: list) -> Endpoint:
     return Endpoint("floor", "echo", ex[:1], lambda files, i: [files[0]])
+
+
+def sketch_file(ex: list, folder: Path) -> str:
+    """A drawing as the app's sketchpad sends it: a 280 x 280 RGBA layer, black strokes (an example digit, enlarged)."""
+    from PIL import Image
+
+    digit = Image.open(ex[3]).convert("L").resize((200, 200), Image.BICUBIC).point(lambda v: 255 if v > 110 else 0)
+    layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    layer.paste(Image.new("RGBA", (200, 200), (0, 0, 0, 255)), (40, 40), digit)
+    path = folder / "sketch-280.png"
+    layer.save(path)
+    return str(path)
+
+
+def sketch_endpoints(info: dict, model: str, sketch: str) -> list:
+    """The sketchpad's round trip (one stroke's answer) and the floor's echo of an image of the same size."""
+    if "/reconstruct_sketch" not in info["named_endpoints"]:
+        return []
+    white = {"background": None, "layers": [], "composite": None}
+    return [Endpoint("floor_280", "echo", [sketch], lambda files, i: [files[0]]),
+            Endpoint("sketch_reconstruct", "reconstruct_sketch", [sketch],
+                     lambda files, i: [{**white, "layers": [files[0]], "composite": files[0]}, model], floor="floor_280")]
 
 
 # --- phases -----------------------------------------------------------------------------------
@@ -174,7 +199,7 @@ async def latency_phase(
     app_url: str, floor_url: str, eps: list, floor_ep: Endpoint, plan: Plan, failures: list, after_warmup=lambda: None
 ) -> dict:
     app, floor = GradioHTTP(app_url), GradioHTTP(floor_url)
-    order = [(floor, floor_ep)] + [(app, ep) for ep in eps]
+    order = [(floor, floor_ep)] + [(floor if ep.name.startswith("floor") else app, ep) for ep in eps]
     for w in range(plan.warmup_rounds):
         for c, ep in order:
             await timed_call(c, ep, 10_000 + w)
@@ -339,7 +364,7 @@ def summarise_latency(lat: dict, labels: dict, eps: list, floor_ep: Endpoint) ->
         a = secs(ep.name)
         ok = [s for s in a if s is not None]
         st = report.latency_stats(ok)
-        r, ci = report.ratio_ci(a, secs("floor"))
+        r, ci = report.ratio_ci(a, secs(ep.floor))
         out["endpoints"][ep.name] = {
             "api_name": ep.api_name,
             "label": labels[ep.name],
@@ -347,7 +372,8 @@ def summarise_latency(lat: dict, labels: dict, eps: list, floor_ep: Endpoint) ->
             **st,
             "ratio_p50": r,
             "ratio_p50_ci": list(ci),
-            "ratio_p95": st["p95"] / floor["p95"] if ok and f_ok else float("nan"),
+            "ratio_p95": st["p95"] / report.latency_stats([s for s in secs(ep.floor) if s is not None])["p95"] if ok and f_ok else float("nan"),
+            "floor": ep.floor,
         }
     for name, ep, traces in [("floor", floor_ep, lat["floor_traces"])] + [(ep.name, ep, lat["app_traces"]) for ep in eps]:
         tr = trace_of(traces, ep)
@@ -393,7 +419,7 @@ def main(argv=None) -> int:
         async def _discover():
             c = GradioHTTP(app.url)
             try:
-                return await discover(c, models[0], ex)
+                return await discover(c, models[0], ex, sketch_file(ex, tmp))
             finally:
                 await c.aclose()
 

@@ -95,6 +95,7 @@ class Endpoint:
     uploads: list  # local paths, uploaded on every call (as a client does)
     build: Callable  # (uploaded FileData list, call index) -> data list
     contents: dict = field(default_factory=dict)  # path -> bytes, read once so the client's disk is not timed
+    floor: str = "floor"  # the floor run this endpoint's ratio is taken against (one with an upload of the same size)
 
     def __post_init__(self):
         for p in self.uploads:

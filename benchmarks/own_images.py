@@ -69,12 +69,15 @@ class Served:
             port = s.getsockname()[1]
         self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
         self.client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        from vae_demo.service import DemoService
+
+        self.local = DemoService(self.demo.vae_service.registry)  # the same models, reading files from anywhere
 
     def reconstruct(self, path, model, frame=True):
         from gradio_client import handle_file
 
         if not frame:  # the API frames always, as the page does by default; the switch's other side, in process
-            return self.demo.vae_service.reconstruct(str(path), model, False)[1]
+            return self.local.reconstruct(str(path), model, False)[1]
         _, metrics, _ = self.client.predict(image=handle_file(str(path)), model=model, api_name="/reconstruct")
         return metrics
 

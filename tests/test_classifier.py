@@ -1,7 +1,6 @@
 """The bundled classifiers read the bundled examples as their labels; weights load from safetensors only."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import fakehub
+import vae_demo.hub as vae_hub  # the limits and the deadline live where the downloads are made
 import vae_demo.loading as loading
 from fakehub import set_offline, unused_port_url, use_endpoint
 from vae_demo import ModelLoadError, load_vae
@@ -166,7 +167,7 @@ def test_configs_that_would_exhaust_the_server_are_refused_before_allocating(fak
 
 
 def test_weights_over_the_size_limit_are_not_downloaded(fake_hub, repo_files, monkeypatch):
-    monkeypatch.setattr(loading, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(vae_hub, "MAX_MODEL_BYTES", 1000)
     fake_hub.add_repo(REPO, repo_files)
     timed_failure("model.safetensors of .* MB; this app loads files up to")
     assert not [p for m, p in fake_hub.requests if m == "GET" and loading.WEIGHTS_NAME in p]
@@ -249,7 +250,7 @@ def test_slow_hub_with_the_default_timeouts(fake_hub, repo_files):
 
 def test_slow_hub_is_bounded_by_the_deadline(fake_hub, repo_files, monkeypatch):
     """Each answer comes within the per-request timeout, but together they would take too long."""
-    monkeypatch.setattr(loading, "HUB_DEADLINE", 2.0)
+    monkeypatch.setattr(vae_hub, "HUB_DEADLINE", 2.0)
     fake_hub.add_repo(REPO, repo_files)
     fake_hub.set_fault(REPO, "slow", seconds=0.8)
     err, elapsed = timed_failure(f"Downloading {REPO} from the Hugging Face Hub took longer than 2 s")

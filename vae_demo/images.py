@@ -4,6 +4,7 @@ Every rejection raises ImageError with a sentence meant for the person who uploa
 """
 
 import io
+import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -107,6 +108,57 @@ def confined_path(path: Union[str, Path], roots: Sequence[Union[str, Path]]) -> 
         except (OSError, RuntimeError, ValueError):
             continue
     raise outside
+
+
+def image_arg(image, roots=None):
+    """What Gradio or a caller passes for an image (path, FileData dict, a sketchpad's {"background", "layers",
+    "composite"} dict, PIL, array) -> what images.open_image takes.
+
+    A dict's "path" is the only field read ("url" is never fetched), and with `roots` a path must lie inside
+    one of them (Gradio's upload folder, the bundled examples): an API client cannot make us read other files.
+    """
+    if isinstance(image, dict) and "path" not in image and SKETCH_KEYS & image.keys():
+        return sketch_image(image, roots)
+    if isinstance(image, dict):
+        image = image.get("path")
+        if not image:
+            raise ImageError("No image was given. Upload an image or pick an example.")
+    if roots is not None and isinstance(image, (str, os.PathLike)):
+        image = confined_path(image, roots)
+    return image
+
+
+SKETCH_KEYS = frozenset({"background", "layers", "composite"})
+
+
+def sketch_image(value: dict, roots=None) -> Image.Image:
+    """A sketchpad's value -> one RGBA image: its composite, or else its background with its layers drawn over it.
+    Each part may be a FileData dict, a path, a PIL image or an array; a malformed dict gets a sentence, not a trace."""
+    malformed = ImageError("A sketch must be a dict with 'composite' (an image) or 'background' and 'layers' "
+                           "(a list of images), as Gradio's Sketchpad sends it.")
+    layers = value.get("layers") or []
+    if not isinstance(layers, (list, tuple)):
+        raise malformed
+
+    def part(p):
+        if p is None:
+            return None
+        if isinstance(p, dict) and not p.get("path"):
+            raise malformed
+        if not isinstance(p, (dict, str, os.PathLike, Image.Image, np.ndarray)):
+            raise malformed
+        return open_image(image_arg(p, roots)).convert("RGBA")
+
+    if value.get("composite") is not None:
+        return part(value["composite"])
+    parts = [part(p) for p in [value.get("background"), *layers]]
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ImageError("The sketch is empty: draw a digit first.")
+    canvas = Image.new("RGBA", parts[0].size, (0, 0, 0, 0))
+    for p in parts:
+        canvas.alpha_composite(p if p.size == canvas.size else p.crop((0, 0, *canvas.size)))
+    return canvas
 
 
 def _shrink(img: Image.Image, max_side: int) -> Image.Image:

@@ -4,7 +4,6 @@ app.py binds these to Gradio components and turns DemoError into gr.Error; the C
 them directly. Every user-facing failure is raised as one of USER_ERRORS with a readable message.
 """
 
-import os
 import tempfile
 from collections import Counter
 import threading
@@ -12,13 +11,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from PIL import Image
 
 from . import inference, texts
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, confined_path, contact_sheet, display_scale, grid, heatmap, open_image, save_gif, to_pil
+from .images import ImageError, contact_sheet, display_scale, grid, heatmap, image_arg, save_gif, sketch_image, to_pil  # noqa: F401
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
@@ -27,57 +25,6 @@ from .registry import ModelRegistry
 
 USER_ERRORS = (InputError, ImageError, ModelLoadError)
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
-
-
-def image_arg(image, roots=None):
-    """What Gradio or a caller passes for an image (path, FileData dict, a sketchpad's {"background", "layers",
-    "composite"} dict, PIL, array) -> what images.open_image takes.
-
-    A dict's "path" is the only field read ("url" is never fetched), and with `roots` a path must lie inside
-    one of them (Gradio's upload folder, the bundled examples): an API client cannot make us read other files.
-    """
-    if isinstance(image, dict) and "path" not in image and SKETCH_KEYS & image.keys():
-        return sketch_image(image, roots)
-    if isinstance(image, dict):
-        image = image.get("path")
-        if not image:
-            raise ImageError("No image was given. Upload an image or pick an example.")
-    if roots is not None and isinstance(image, (str, os.PathLike)):
-        image = confined_path(image, roots)
-    return image
-
-
-SKETCH_KEYS = frozenset({"background", "layers", "composite"})
-
-
-def sketch_image(value: dict, roots=None) -> Image.Image:
-    """A sketchpad's value -> one RGBA image: its composite, or else its background with its layers drawn over it.
-    Each part may be a FileData dict, a path, a PIL image or an array; a malformed dict gets a sentence, not a trace."""
-    malformed = ImageError("A sketch must be a dict with 'composite' (an image) or 'background' and 'layers' "
-                           "(a list of images), as Gradio's Sketchpad sends it.")
-    layers = value.get("layers") or []
-    if not isinstance(layers, (list, tuple)):
-        raise malformed
-
-    def part(p):
-        if p is None:
-            return None
-        if isinstance(p, dict) and not p.get("path"):
-            raise malformed
-        if not isinstance(p, (dict, str, os.PathLike, Image.Image, np.ndarray)):
-            raise malformed
-        return open_image(image_arg(p, roots)).convert("RGBA")
-
-    if value.get("composite") is not None:
-        return part(value["composite"])
-    parts = [part(p) for p in [value.get("background"), *layers]]
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        raise ImageError("The sketch is empty: draw a digit first.")
-    canvas = Image.new("RGBA", parts[0].size, (0, 0, 0, 0))
-    for p in parts:
-        canvas.alpha_composite(p if p.size == canvas.size else p.crop((0, 0, *canvas.size)))
-    return canvas
 
 
 class DemoService:

@@ -24,6 +24,7 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": 
 TABS = (reconstruct, sample, interpolate, sliders, channels, latent_map, api_tab)  # in the page's order
 CSS = """
 .pixelated img { image-rendering: pixelated; }
+.upscale img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
 #map-image img { cursor: crosshair; }
 """
 

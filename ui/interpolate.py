@@ -28,8 +28,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     with gr.Tab("Interpolate", id="interpolate"):
         gr.Markdown(texts.INTERPOLATE)
         with gr.Row():
-            a = gr.Image(label="Image A", type="filepath", sources=["upload", "clipboard", "webcam"], height=180, format="png")
-            b = gr.Image(label="Image B", type="filepath", sources=["upload", "clipboard", "webcam"], height=180, format="png")
+            a = gr.Image(label="Image A", type="filepath", sources=["upload", "clipboard", "webcam"], height=180, format="png", elem_classes="upscale")
+            b = gr.Image(label="Image B", type="filepath", sources=["upload", "clipboard", "webcam"], height=180, format="png", elem_classes="upscale")
             with gr.Column():
                 steps = gr.Slider(2, 32, value=DEFAULT_STEPS, step=1, label="Steps")
                 method = gr.Radio(["lerp", "slerp"], value=DEFAULT_METHOD, label="Path")

@@ -51,7 +51,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             with gr.Column(scale=1, min_width=280):
                 sketch = sketchpad("Draw here", elem_id="sketch")
                 image = gr.Image(label="…or upload an image (or paste one)", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                 height=200, elem_id="upload", format="png")
+                                 height=200, elem_id="upload", format="png", elem_classes="upscale")
                 frame = gr.Checkbox(value=True, label="Frame like the training data",
                                     info="crop to the ink, fit it into 20 × 20 px and centre it by mass in 28 × 28, as MNIST was made")
                 button = gr.Button("Reconstruct the upload", variant="primary")

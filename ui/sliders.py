@@ -63,7 +63,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=220):
                 image = gr.Image(label="Start from an image", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
-                                 format="png")
+                                 format="png", elem_classes="upscale")
                 enc = gr.Button("Use this image's μ", variant="primary")
                 examples = gr.Dataset(components=[image], samples=example_rows(service, first), label="Examples", samples_per_page=12)
                 with gr.Accordion("…or start from a drawing", open=False) as draw_box:

@@ -104,7 +104,12 @@ class DemoService:
         r = inference.reconstruct(vae, image_arg(image, self.upload_roots), n_posterior=1, frame=bool(frame))
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.metrics.items()}
         metrics["model"] = vae.info.name
-        summary = "  \n".join(t for t in (self.guidance(model, metrics), self.verdict(metrics), self._summary(vae, metrics)) if t)
+        guide = self.guidance(model, metrics)
+        verdict = self.verdict(metrics)
+        if guide and verdict:  # a classifier of digits always names a digit, even for a portrait: say what that is worth
+            verdict = verdict.replace(". (a small CNN trained on the same data)", " — but a classifier that knows only these "
+                                      "classes names one even for a picture that is none of them.")
+        summary = "  \n".join(t for t in (guide, verdict, self._summary(vae, metrics)) if t)
         return to_pil(r.reconstruction, display_scale(vae.config.image_size)), metrics, summary
 
     @staticmethod

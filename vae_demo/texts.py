@@ -54,7 +54,7 @@ $$\\mathrm{{ELBO}}(x) = \\underbrace{{\\mathbb{{E}}_{{q(z|x)}}[\\log p(x|z)]}}_{
 This model: trained on **{dataset or 'unknown data'}**, latent size **{latent_dim}**, {beta_note}"""
 
 
-RECONSTRUCT = """**Draw a digit, or upload or photograph one: the reconstruction follows every stroke.** Your image is first
+RECONSTRUCT = """**Draw, upload or photograph an image: the reconstruction follows every stroke.** Your image is first
 framed the way the training images were (for MNIST: cropped to the ink, fitted into 20 × 20 px and centred by mass
 in 28 × 28) — turn *Frame like the training data* off to see why that matters.
 **Encoder → μ, σ → z = μ + σ·ε → decoder.** The reconstruction decodes μ itself. The chart shows, per latent

@@ -24,12 +24,10 @@ def test_reconstruct_handler_returns_images_and_metrics(service, examples):
     assert all(isinstance(i, Image.Image) for i in (rec, seen, err))
     assert "PSNR" in summary
     assert rec.size == seen.size == err.size == (224, 224)
-    with Image.open(examples[2]) as original:  # a 28x28 test digit: unframed, the model sees exactly it
+    with Image.open(examples[2]) as original:  # a 28x28 test digit, framed as MNIST's are: the model sees exactly it
+        assert seen.reduce(8).tobytes() == original.convert("L").tobytes()
         unframed = service.as_seen({"path": str(examples[2])}, "mnist", frame=False)
         assert unframed.reduce(8).tobytes() == original.convert("L").tobytes()
-        # framed like MNIST again, it moves by a pixel at most and keeps its strokes (measured: 0.01-0.03 at a 1-px shift)
-        a, b = (np.asarray(im.convert("L"), np.float32) / 255 for im in (seen.reduce(8), original))
-        assert min(float(((np.roll(a, (dy, dx), (0, 1)) - b) ** 2).mean()) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) < 0.04
     assert {"mse", "psnr", "kl", "reconstruction_nll", "elbo"} <= set(metrics)
     json.dumps(metrics)  # JSON-ready
 

@@ -30,8 +30,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         return run
 
     def from_upload(fn, source=None):
-        """An upload cleared with its × is no question to answer."""
-        def run(image, model, frame):
+        """An upload cleared with its × is no question to answer. (Two helpers, not one: the API names its parameter
+        after the function's, `sketch` or `image`.)"""
+        def run(image, model: str = first, frame: bool = True):
             if image is None:
                 return [gr.skip()] * (N_OUT[fn] + (source is not None))
             return [*fn(image, model, frame), *([source] if source else [])]

@@ -88,7 +88,7 @@ class Served:
 def run(app, dataset: str, per_kind: int, clean: int, seed: int, tmp: Path) -> dict:
     data = load_dataset(dataset, train=False)
     names = data.class_names
-    rows, cases = {}, []
+    rows = {}
     # clean test images, as the dataset stores them (28 x 28 PNG)
     hits = 0
     for i in tqdm(pick(data, clean, seed), desc=f"{dataset} clean", leave=False):
@@ -119,44 +119,51 @@ def run(app, dataset: str, per_kind: int, clean: int, seed: int, tmp: Path) -> d
                 unframed += app.reconstruct(p, MODELS[dataset], False).get("reconstruction_class") == label
             except Exception:
                 pass
-            if j == (3 * kinds.index(kind) + 1) % min(per_kind, 10) or (not ok and not any(c[0] == kind and c[4] for c in cases)):
-                cases.append((kind, p, label, m, not ok))  # one typical case per kind (a different digit each), and a miss
         rows[kind] = {"n": per_kind, "framed": framed / per_kind, "unframed": unframed / per_kind, "input_read": read / per_kind}
     own = [r for k, r in rows.items() if k != "clean test images"]
     rows["all own images"] = {"n": sum(r["n"] for r in own), "framed": float(np.mean([r["framed"] for r in own])),
                               "unframed": float(np.mean([r["unframed"] for r in own])),
                               "input_read": float(np.mean([r["input_read"] for r in own]))}
-    return {"rows": rows, "cases": cases}
+    return {"rows": rows}
 
 
-def picture(results: dict, service, path: Path) -> None:
-    """Typical cases: for each dataset and kind, the upload, the input as the model sees it, the reconstruction."""
-    cell, pad = 96, 6
-    lines = [(ds, kind, p, label, m) for ds, r in results.items() for kind, p, label, m, _ in r["cases"]]
-    W, H = 3 * (cell + pad) + 230, len(lines) * (cell + pad) + pad
-    sheet = Image.new("RGB", (W, H), "white")
+def picture(datasets: list, path: Path, seed: int = 0) -> None:
+    """Typical cases, one per kind of image (a different test image each), for each dataset side by side:
+    the upload, the input as the model sees it, the reconstruction, and what the classifier reads."""
+    from vae_demo.service import DemoService
+
+    service = DemoService.from_sources([MODELS[d] for d in datasets], torch.device("cpu"))
+    cell, pad, text = 84, 6, 150
+    col_w = 3 * (cell + pad) + text
+    kinds = remake.KINDS
+    sheet = Image.new("RGB", (len(datasets) * col_w + pad, len(kinds) * (cell + pad) + pad + 24), "white")
     draw = ImageDraw.Draw(sheet)
-    for r, (ds, kind, p, label, m) in enumerate(lines):
-        y = pad + r * (cell + pad)
-        up = Image.open(p).convert("RGBA")
-        bg = Image.new("RGBA", up.size, (200, 200, 200, 255) if kind == "transparent-sketch" else "white")
-        up = Image.alpha_composite(bg, up).convert("RGB")
-        up.thumbnail((cell, cell))
-        sheet.paste(up, (pad, y))
-        try:
-            seen = service.as_seen(str(p), MODELS[ds]).resize((cell, cell), Image.NEAREST)
-            rec = service.reconstruct(str(p), MODELS[ds])[0].resize((cell, cell), Image.NEAREST)
-            sheet.paste(seen.convert("RGB"), (pad + cell + pad, y))
-            sheet.paste(rec.convert("RGB"), (pad + 2 * (cell + pad), y))
-        except Exception as e:
-            draw.text((pad + cell + pad, y + 40), str(e)[:40], fill="red")
-        got = m.get("reconstruction_class", "refused")
-        draw.text((3 * (cell + pad) + pad, y + 30), f"{ds}: {kind}", fill="black")
-        draw.text((3 * (cell + pad) + pad, y + 48), f"drawn {label!r} -> reads {got!r}", fill="black" if got == label else "red")
+    for c, ds in enumerate(datasets):
+        data = load_dataset(ds, train=False)
+        x0 = pad + c * col_w
+        draw.text((x0, 6), f"{ds}: upload | as the model sees it | reconstruction", fill="black")
+        for r, kind in enumerate(kinds):
+            i = pick(data, 10, seed + 99)[(3 * r + 1) % 10]
+            img = remake.remake(data.images[i, 0].numpy(), kind, np.random.default_rng([seed, r, c]), dataset=ds)
+            label = data.class_names[int(data.labels[i])]
+            y = 24 + pad + r * (cell + pad)
+            up = img.convert("RGBA")
+            bg = Image.new("RGBA", up.size, (200, 200, 200, 255) if kind == "transparent-sketch" else "white")
+            up = Image.alpha_composite(bg, up).convert("RGB")
+            up.thumbnail((cell, cell))
+            sheet.paste(up, (x0, y))
+            rec, m, _ = service.reconstruct(img, MODELS[ds])
+            sheet.paste(service.as_seen(img, MODELS[ds]).resize((cell, cell), Image.NEAREST).convert("RGB"), (x0 + cell + pad, y))
+            sheet.paste(rec.resize((cell, cell), Image.NEAREST).convert("RGB"), (x0 + 2 * (cell + pad), y))
+            got = m.get("reconstruction_class", "?")
+            tx = x0 + 3 * (cell + pad)
+            draw.text((tx, y + 24), kind, fill="black")
+            draw.text((tx, y + 40), f"{label} -> {got}", fill="black" if got == label else "red")
     sheet.save(path)
 
 
 def report(results: dict, args, wall: float) -> str:
+    """results: {dataset: {"rows": {kind: figures}}} -> the Markdown of docs/OWN_IMAGES.md"""
     out = ["# Own images: a digit drawn or photographed comes back as itself", "",
            f"`python benchmarks/own_images.py --per-kind {args.per_kind} --clean {args.clean}"
            + (" --direct" if args.direct else "") + f"` ({'in process' if args.direct else 'through `/reconstruct` of the app served on 127.0.0.1'}; "
@@ -171,7 +178,17 @@ def report(results: dict, args, wall: float) -> str:
             rd = f"{row['input_read']:.1%}" if "input_read" in row else "—"
             out.append(f"| {kind} | {row['n']} | **{row['framed']:.1%}** | {un} | {rd} |")
         out.append("")
-    out += ["![typical cases: the upload, as the model sees it, the reconstruction](own_images.png)", ""]
+    out += ["## Reading it", ""]
+    for ds, r in results.items():
+        own, clean = r["rows"]["all own images"], r["rows"]["clean test images"]
+        out.append(f"- **{ds}**: own images {own['framed']:.1%} against {clean['framed']:.1%} for the clean test images "
+                   f"({100 * (own['framed'] - clean['framed']):+.1f} points); without framing {own['unframed']:.1%}. "
+                   f"The classifier reads the framed input itself as the label {own['input_read']:.1%} of the time, so "
+                   f"what is lost beyond that is the VAE's.")
+    out += ["- The issue's floors: MNIST own digits ≥ 90 %; Fashion-MNIST within 10 points of its clean rate.",
+            "- Fashion-MNIST's clean rate is below the classifier's own test accuracy (92 %) because a VAE reconstruction "
+            "blurs exactly the texture that tells a shirt from a pullover or a coat.", "",
+            "![typical cases: the upload, as the model sees it, the reconstruction](own_images.png)", ""]
     return "\n".join(out)
 
 
@@ -183,7 +200,11 @@ def main(argv=None):
     p.add_argument("--direct", action="store_true", help="call the handler in this process instead of over HTTP")
     p.add_argument("--datasets", nargs="+", default=list(MODELS))
     p.add_argument("--out", default=str(DOCS / "OWN_IMAGES.md"))
+    p.add_argument("--picture-only", action="store_true", help="only draw docs/own_images.png (typical cases)")
     args = p.parse_args(argv)
+    if args.picture_only:
+        picture(args.datasets, DOCS / "own_images.png", args.seed)
+        return
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     app = (Direct if args.direct else Served)([MODELS[d] for d in args.datasets])
@@ -192,9 +213,8 @@ def main(argv=None):
         for ds in args.datasets:
             results[ds] = run(app, ds, args.per_kind, args.clean, args.seed, Path(tmp))
             print(json.dumps({ds: results[ds]["rows"]}, indent=1))
-        service = app.service if args.direct else app.demo.vae_service
-        picture(results, service, DOCS / "own_images.png")
     app.close()
+    picture(args.datasets, DOCS / "own_images.png", args.seed)
     wall = time.perf_counter() - t0
     Path(args.out).write_text(report(results, args, wall))
     (DOCS / "own_images.json").write_text(json.dumps({ds: r["rows"] for ds, r in results.items()}, indent=1))

@@ -178,30 +178,32 @@ def test_an_upload_runs_at_once_and_once(page, server, tmp_path):
     shot(page, "photographed")
 
 
+def changed(a: Image.Image, b: Image.Image) -> bool:
+    return np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean() > 1.0
+
+
+def open_tab_and_draw(page, tab: str, shown: str, accordion: str, pad: str, strokes) -> Image.Image:
+    """Go to a tab, remember the picture it shows, open its drawing accordion and draw -> the picture before."""
+    page.locator(f"button[data-tab-id={tab}]:visible").first.click()
+    page.wait_for_selector(f"{shown} img", state="visible")
+    before = image_at(page, f"{shown} img")
+    page.get_by_text(accordion).click()
+    page.wait_for_selector(f"{pad} canvas", state="visible")
+    page.wait_for_timeout(800)
+    draw(page, strokes, pad)
+    page.wait_for_timeout(800)
+    return before
+
+
 def test_a_drawing_is_a_source_for_interpolate_and_the_sliders(page):
     page.wait_for_selector("text=reads as")
-    page.locator("button[data-tab-id=interpolate]:visible").first.click()
-    page.wait_for_selector("#frames img", state="visible")
-    before = image_at(page, "#frames img")
-    page.get_by_text("…or draw A or B").click()
-    page.wait_for_selector("#interpolate-sketch canvas", state="visible")
-    page.wait_for_timeout(800)
-    draw(page, SEVEN, "#interpolate-sketch")
-    page.wait_for_timeout(800)
+    before = open_tab_and_draw(page, "interpolate", "#frames", "…or draw A or B", "#interpolate-sketch", SEVEN)
     page.get_by_role("button", name="Use the drawing as A").click()
     page.wait_for_timeout(3000)
-    after = image_at(page, "#frames img")
-    assert np.abs(np.asarray(after, np.float32) - np.asarray(before, np.float32)).mean() > 1.0  # A is now the 7
-    page.locator("button[data-tab-id=sliders]:visible").first.click()
-    page.wait_for_selector("#slider-image img", state="visible")
-    start = image_at(page, "#slider-image img")
-    page.get_by_text("…or start from a drawing").click()
-    page.wait_for_selector("#sliders-sketch canvas", state="visible")
-    page.wait_for_timeout(800)
-    draw(page, ZERO, "#sliders-sketch")
-    page.wait_for_timeout(3000)
-    drawn = image_at(page, "#slider-image img")  # decode(μ of the drawing): the sliders moved to it
-    assert np.abs(np.asarray(drawn, np.float32) - np.asarray(start, np.float32)).mean() > 1.0
+    assert changed(image_at(page, "#frames img"), before)  # A is now the 7
+    before = open_tab_and_draw(page, "sliders", "#slider-image", "…or start from a drawing", "#sliders-sketch", ZERO)
+    page.wait_for_timeout(2500)
+    assert changed(image_at(page, "#slider-image img"), before)  # decode(μ of the drawing): the sliders moved to it
 
 
 def test_sample_tab(page):

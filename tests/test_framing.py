@@ -102,6 +102,14 @@ def test_a_blank_canvas_gets_a_sentence(blank):
         frame(blank, "mnist")
 
 
+def test_a_speck_is_not_a_drawing():
+    speck = np.zeros((28, 28), np.uint8)
+    speck[10, 12] = 255
+    for img in (speck, np.array([[0, 255]], np.uint8), np.pad(np.full((2, 2), 0, np.uint8), 300, constant_values=255)):
+        with pytest.raises(ImageError, match="No drawing was found"):
+            frame(img, "mnist")
+
+
 def test_a_scene_photo_is_said_to_be_one_and_still_shown():
     with pytest.raises(SceneError, match="photo of a scene"):
         frame(str(SCENE), "mnist")
@@ -109,6 +117,9 @@ def test_a_scene_photo_is_said_to_be_one_and_still_shown():
     rec, metrics, summary = service.reconstruct(str(SCENE), "mnist")
     assert "photo of a scene" in metrics["framing_note"]
     assert "This model knows 28×28 handwritten digits" in summary and "photo model" in summary
+    assert len(service.encode(str(SCENE), "mnist")) == 32  # shown whole on every path, not refused on some
+    assert service.as_seen(str(SCENE), "mnist").size == (224, 224)
+    assert len(service.interpolate(str(SCENE), str(DIGITS[1]), "mnist", 3)[0]) == 3
 
 
 def test_the_frame_switch_changes_what_the_model_sees():
@@ -146,7 +157,7 @@ def test_sketchpad_values_are_images(tmp_path):
     for value in (as_composite, {"background": fd(white), "layers": [fd(path)], "composite": None}):
         assert service.reconstruct(value, "mnist")[1]["reconstruction_class"] == "2"
     for bad in ({"layers": "nope"}, {"composite": 5}, {"composite": {"url": "http://example.com/x.png"}},
-                {"background": None, "layers": [None], "composite": None}):
+                {"background": None, "layers": [None], "composite": None}, {"layers": [fd(path)] * 9}):
         with pytest.raises(ImageError):
             sketch_image(bad)
     with pytest.raises(ImageError, match="only uploaded images"):  # a sketch's paths obey the upload roots too
@@ -162,3 +173,16 @@ def test_framing_is_declared_by_the_model():
         VAEConfig(framing="square")
     with pytest.raises(ValueError, match="grey"):
         VAEConfig(channels=3, framing="mnist")
+
+
+def test_what_counts_as_a_drawing_on_the_pad():
+    from ui.common import blank_canvas, has_strokes
+
+    page = blank_canvas()
+    assert not has_strokes(page) and not has_strokes(None)  # the page opening, the bin
+    stroke = Image.new("RGBA", page["background"].size, (0, 0, 0, 0))
+    stroke.paste((0, 0, 0, 255), (100, 40, 120, 200))
+    assert has_strokes({**page, "layers": [stroke]})
+    assert has_strokes({"background": None, "layers": [], "composite": stroke})  # an API client's composite alone
+    photo = remake.remake(digit(DIGITS[5]), "photo-paper", np.random.default_rng(0))
+    assert has_strokes({"background": photo, "layers": [], "composite": None})  # a picture as the background

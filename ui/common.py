@@ -117,9 +117,12 @@ def has_strokes(value) -> bool:
     if not isinstance(value, dict):
         return False
     layers = [im for im in value.get("layers") or [] if isinstance(im, Image.Image)]
-    if not layers:
-        return value.get("composite") is not None
-    return any(im.mode != "RGBA" or im.getchannel("A").getextrema()[1] > 0 for im in layers)
+    if any(im.mode != "RGBA" or im.getchannel("A").getextrema()[1] > 0 for im in layers):
+        return True
+    if value.get("composite") is not None and not layers:
+        return True  # an API client's composite alone
+    bg = value.get("background")  # a picture given as the background (not the pad's own white page)
+    return isinstance(bg, Image.Image) and min(lo for lo, _ in bg.convert("RGB").getextrema()) < 250
 
 
 def memo(fn: Callable[[str], list]) -> Callable[[str], list]:

@@ -102,9 +102,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         ex = service.examples(m)
         rows = gr.Dataset(samples=[[p] for p in ex])
         can_draw = gr.update(visible=drawable(service, m))
-        framed = gr.update(visible=service.registry.get(m).config.framing != "none" if drawable(service, m) else False)
+        # the switch comes back on with the example it explains (what the page shows is framed)
+        switch = gr.update(value=True, visible=service.registry.get(m).config.framing != "none" if drawable(service, m) else False)
         if not ex:
-            return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), can_draw, framed, "upload"]
-        return [rows, ex[0], *reconstruct(ex[0], m), *explain(ex[0], m), can_draw, framed, "upload"]
+            return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), can_draw, switch, True, "upload"]
+        return [rows, ex[0], *reconstruct(ex[0], m), *explain(ex[0], m), can_draw, switch, True, "upload"]
 
-    return Tab(outputs=[examples, image, *answer, *pictures, sketch, frame, source], refresh=refresh)
+    return Tab(outputs=[examples, image, *answer, *pictures, sketch, frame, framed, source], refresh=refresh)

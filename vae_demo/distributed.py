@@ -35,6 +35,8 @@ def start(device: torch.device) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World(device=device)
+    if device.type == "mps":
+        raise SystemExit("torchrun with several processes needs CUDA (nccl) or the CPU (gloo); pass --device cpu on a Mac.")
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)

@@ -33,7 +33,7 @@ class SceneError(ImageError):
 @dataclass
 class Framed:
     image: torch.Tensor  # (1, 1, S, S) in [0, 1], light ink on black, as the dataset stores it
-    box: tuple  # (left, top, right, bottom) of the ink in the upload's pixels
+    box: tuple  # (left, top, right, bottom) of the ink in the decoded upload's pixels (after open_image's whole-factor shrink)
     inverted: bool  # True when the upload was dark ink on a light page
 
 
@@ -58,6 +58,10 @@ def frame(src: ImageInput, framing: str, image_size: int = 28) -> Framed:
     ink = _ink(arr, framing)
     mask, level = _ink_mask(ink)
     left, top, right, bottom = _box(mask)
+    enlarged = max(pixels.shape[:2]) / max(img.size)  # > 1 for a small upload (up to 4x)
+    if max(right - left, bottom - top) < 3 * max(1.0, enlarged):  # a speck in the upload's own pixels, not a drawing
+        raise ImageError("No drawing was found: only a speck of a few pixels differs from the background. Draw the "
+                         "digit larger.")
     if max(img.size) > 2 * image_size and _fills_the_frame(mask):
         raise SceneError("Your picture is full to its borders, like a photo of a scene, not one "
                          f"{'digit' if framing == 'mnist' else 'product'} on a plain background, so it could not be framed "

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -65,27 +66,39 @@ class _Deadline:
         return time.monotonic() >= self.end - 0.05  # a request cut short by the deadline ends just before it
 
 
-_HUB_STATE: dict = {}  # {"at": monotonic time of the last probe, "ok": bool}
+_HUB_STATE: dict = {}  # {"at": monotonic time of the last answer, "ok": bool, "probing": bool, "thread": Thread}
+_HUB_LOCK = threading.Lock()
 PHOTO_REPOS = ("madebyollin/taesd", "stabilityai/sd-vae-ft-mse", "stabilityai/sdxl-vae")  # photo VAEs this app loads
 
 
-def hub_reachable(max_age: float = 600.0, timeout: float = 3.0) -> bool:
-    """Can this server reach the Hub now? One metadata request for a photo VAE's config, remembered for max_age s."""
-    import time
-
+def hub_reachable(max_age: float = 600.0, timeout: float = 3.0, wait: bool = False) -> Optional[bool]:
+    """Can this server reach the Hub now? One metadata request for a photo VAE's config, made in the background and
+    remembered for max_age s; None until the first answer (wait=True blocks for it). Never on a request's path."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url, is_offline_mode
 
     if is_offline_mode():
         return False
-    if _HUB_STATE and time.monotonic() - _HUB_STATE["at"] < max_age:
-        return _HUB_STATE["ok"]
-    try:
-        get_hf_file_metadata(hf_hub_url(PHOTO_REPOS[0], CONFIG_NAME), timeout=timeout)
-        ok = True
-    except Exception:  # refused, DNS failure, timeout, 4xx/5xx: all mean "not now" to a visitor
-        ok = False
-    _HUB_STATE.update(at=time.monotonic(), ok=ok)
-    return ok
+    with _HUB_LOCK:
+        fresh = _HUB_STATE.get("at") is not None and time.monotonic() - _HUB_STATE["at"] < max_age
+        if not fresh and not _HUB_STATE.get("probing"):
+            _HUB_STATE["probing"] = True
+
+            def probe():
+                try:
+                    get_hf_file_metadata(hf_hub_url(PHOTO_REPOS[0], CONFIG_NAME), timeout=timeout)
+                    ok = True
+                except Exception:  # refused, DNS failure, timeout, 4xx/5xx: all mean "not now" to a visitor
+                    ok = False
+                with _HUB_LOCK:
+                    _HUB_STATE.update(at=time.monotonic(), ok=ok, probing=False)
+
+            _HUB_STATE["thread"] = threading.Thread(target=probe, name="hub-probe", daemon=True)
+            _HUB_STATE["thread"].start()
+        thread = _HUB_STATE.get("thread")
+    if wait and thread is not None:
+        thread.join(timeout + 1)
+    with _HUB_LOCK:
+        return _HUB_STATE.get("ok")
 
 
 def download_snapshot(repo_id: str, required=(CONFIG_NAME, WEIGHTS_NAME), optional=(), revision: Optional[str] = None,

@@ -129,6 +129,7 @@ def image_arg(image, roots=None):
 
 
 SKETCH_KEYS = frozenset({"background", "layers", "composite"})
+MAX_SKETCH_LAYERS = 8
 
 
 def sketch_image(value: dict, roots=None) -> Image.Image:
@@ -139,6 +140,8 @@ def sketch_image(value: dict, roots=None) -> Image.Image:
     layers = value.get("layers") or []
     if not isinstance(layers, (list, tuple)):
         raise malformed
+    if len(layers) > MAX_SKETCH_LAYERS:  # each is decoded whole: the count bounds the memory one call can take
+        raise ImageError(f"A sketch may have at most {MAX_SKETCH_LAYERS} layers; this one has {len(layers)}.")
 
     def part(p):
         if p is None:

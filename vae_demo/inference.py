@@ -98,10 +98,19 @@ def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None, fram
     (1, 3, H, W), long side <= their max size, or exactly `size`."""
     if is_spatial(vae):
         return vae.prepare(image, size=size)
+    return framed_tensor(vae, image, frame)[0]
+
+
+def framed_tensor(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
+    """A small model's input -> ((1, C, S, S) on its device, None or the sentence saying why it could not be framed:
+    a photo of a scene is shown whole, not refused, on every path: reconstruct, interpolate, encode, the sliders)."""
     framing = getattr(vae.config, "framing", "none")
     if frame and framing != "none":
-        return frame_like_training(image, framing, vae.config.image_size).image.to(vae.device)
-    return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device)
+        try:
+            return frame_like_training(image, framing, vae.config.image_size).image.to(vae.device), None
+        except SceneError as e:
+            return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device), str(e)
+    return prepare(image, vae.config.image_size, vae.config.channels).to(vae.device), None
 
 
 @torch.inference_mode()
@@ -111,12 +120,9 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
     ELBO terms (nats): reconstruction = -E_q[log p(x|z)] averaged over the seeded posterior samples,
     KL = KL(q(z|x) || N(0, I)) in closed form; ELBO = -(reconstruction + KL) is a lower bound on log p(x).
     """
-    try:
-        x, note = image_tensor(vae, image, frame=frame), None
-    except SceneError as e:  # a photo of a scene: shown whole, with a sentence that says why
-        x, note = image_tensor(vae, image, frame=False), str(e)
     if is_spatial(vae):
-        return _reconstruct_photo(vae, x, n_posterior)
+        return _reconstruct_photo(vae, image_tensor(vae, image), n_posterior)
+    x, note = framed_tensor(vae, image, frame)  # a photo of a scene: shown whole, with a sentence that says why
     mu, logvar = vae.encode(x)
     g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
     k = max(1, n_posterior)

@@ -42,6 +42,7 @@ class DemoService:
         registry = ModelRegistry(device)
         for s in sources or ["mnist"]:
             registry.load(s, allow_local=True)
+        hub_reachable()  # starts the background probe, so a visitor's guidance can say whether photo models can load
         return cls(registry, upload_roots=upload_roots)
 
     # --- models -------------------------------------------------------------------------
@@ -148,7 +149,8 @@ class DemoService:
                 text += f" For photos, pick a photo model: {', '.join(photo)}."
             else:
                 text += f" For photos, load a photo model ({', '.join(PHOTO_REPOS)}) in the box above"
-                text += "." if hub_reachable() else " — but this server cannot reach the Hugging Face Hub right now."
+                reachable = hub_reachable()  # answered in the background; None while the first probe runs
+                text += " — but this server cannot reach the Hugging Face Hub right now." if reachable is False else "."
         return "⚠️ " + text
 
     def _summary(self, vae, m: dict) -> str:

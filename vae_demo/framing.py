@@ -212,9 +212,7 @@ def _fit_and_centre_by_mass(crop: np.ndarray, box: float, side: int) -> np.ndarr
     """MNIST: fit into box x box, then translate so the centre of mass lies at the frame's centre."""
     digit = _resize_to_fit(crop, box)
     h, w = digit.shape
-    mass = digit.sum()
-    cy = (digit.sum(axis=1) @ np.arange(h)) / mass + 0.5 if mass > 0 else h / 2
-    cx = (digit.sum(axis=0) @ np.arange(w)) / mass + 0.5 if mass > 0 else w / 2
+    cy, cx = centre_of_mass(digit) or (h / 2, w / 2)
     top = int(np.clip(round(side / 2 - cy), 0, side - h))
     left = int(np.clip(round(side / 2 - cx), 0, side - w))
     out = np.zeros((side, side), np.float32)

@@ -50,35 +50,42 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @torch.inference_mode()
-def encode_all(vae: VAE, images: torch.Tensor, batch_size: int = 1000) -> tuple:
-    """(N, C, H, W) -> (N, D) mu, (N, D) logvar, (N,) per-image MSE of decode(mu) against the input"""
+def encode_all(vae: VAE, images: torch.Tensor, batch_size: int = 1000, labels=None) -> tuple:
+    """(N, C, H, W) -> (N, D) mu, (N, D) logvar, (N,) per-image MSE of decode(mu) against the input
+    (a conditional model encodes and decodes with `labels`)"""
     mus, logvars, mses = [], [], []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(vae.device)
-        mu, logvar = vae.encode(x)
-        mses.append((vae.decode(mu) - x).pow(2).flatten(1).mean(1).cpu())
+        y = labels[i : i + batch_size].to(vae.device) if getattr(vae.config, "num_labels", 0) else None
+        mu, logvar = vae.encode(x, y)
+        mses.append((vae.decode(mu, y) - x).pow(2).flatten(1).mean(1).cpu())
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
     return torch.cat(mus), torch.cat(logvars), torch.cat(mses)
 
 
 @torch.inference_mode()
-def likelihood(vae: VAE, images: torch.Tensor, k: int, batch_size: int, seed: int) -> dict:
-    """ELBO terms and the IWAE bound averaged over the images, in nats per image."""
+def likelihood(vae: VAE, images: torch.Tensor, k: int, batch_size: int, seed: int, labels=None) -> dict:
+    """ELBO terms and the IWAE bound averaged over the images, in nats per image (of log p(x | y) for a conditional
+    model, which reads `labels`)."""
     g = torch.Generator(device=vae.device).manual_seed(seed)
     rec = kl = iw = 0.0
     for i in tqdm(range(0, len(images), batch_size), desc=f"IWAE k={k}", leave=False):
         x = images[i : i + batch_size].to(vae.device)
-        out = vae(x, generator=g, compute_loss=True, beta=1.0)
+        y = labels[i : i + batch_size].to(vae.device) if getattr(vae.config, "num_labels", 0) else None
+        out = vae(x, generator=g, compute_loss=True, beta=1.0, y=y)
         rec += out.rec_loss.sum().item()
         kl += out.kl.sum().item()
-        iw += iwae_bound(vae, x, k, batch_size=max(2048, len(x)), generator=g).sum().item()
+        iw += iwae_bound(vae, x, k, batch_size=max(2048, len(x)), generator=g, y=y).sum().item()
     n = len(images)
     return {"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n, "iwae_bound": iw / n, "nll_iwae": -iw / n}
 
 
 def latent_map_tensors(mu: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Test-set means -> their 2-D PCA projection, and the projection itself, for the latent map tab."""
+    """Test-set means -> their 2-D PCA projection, and the projection itself, for the latent map tab. A model with a
+    2-D latent space is its own map: the identity, no projection, so a point on the map is exactly that z."""
+    if mu.shape[1] == 2:
+        return {"mean": torch.zeros(2), "components": torch.eye(2), "points": mu.half(), "labels": labels.to(torch.uint8)}
     pca = fit_pca(mu, 2)
     return {
         "mean": pca.mean.float(),
@@ -120,7 +127,8 @@ def update_model_card(folder: Path, metrics: dict) -> None:
         "| metric | value |",
         "|---|---|",
         f"| test ELBO | {m['elbo']:.2f} nats (reconstruction {m['rec']:.2f} + KL {m['kl']:.2f}) |",
-        f"| test NLL, IWAE bound with k = {m['k']} | **{m['nll_iwae']:.2f} nats** |",
+        f"| test NLL{' of x given its label, −log p(x | y)' if m.get('conditional') else ''}, IWAE bound with k = {m['k']} | "
+        f"**{m['nll_iwae']:.2f} nats** |",
         f"| reconstruction MSE / PSNR (decode μ, grey inputs) | {m['mse']:.4f} / {m['psnr']:.2f} dB |",
         f"| PCA with k = {m['latent_dim']} (linear baseline) MSE / PSNR | {m['pca_mse']:.4f} / {m['pca_psnr']:.2f} dB |",
         f"| active units (Cov(μ) > 0.01) | {m['active_units']} of {m['latent_dim']} |",
@@ -132,7 +140,7 @@ def update_model_card(folder: Path, metrics: dict) -> None:
         lines += [f"| z{d} | {name} | {m['factor_best_rho'][name]:.3f} |" for d, name in m["factor_dims"].items()]
         lines += ["", f"MIG (all five factors): **{m['mig']:.3f}**; per factor: "
                   + ", ".join(f"{k} {v:.3f}" for k, v in m["mig_per_factor"].items() if v is not None), ""]
-    if m.get("dataset") == "mnist" and m.get("binarized"):
+    if m.get("dataset") == "mnist" and m.get("binarized") and not m.get("conditional"):
         lines += ["Compared with published test NLLs on dynamically binarized MNIST:", "", "| model | NLL (nats) |", "|---|---|"]
         lines += [f"| {name} | {v:.2f} |" for name, v in PAPERS]
         lines += [f"| **this model** (IWAE bound, k = {m['k']}) | **{m['nll_iwae']:.2f}** |", ""]
@@ -165,9 +173,9 @@ def main(argv=None) -> None:
             grey.images, grey.labels, target = grey.images[: args.n_test], grey.labels[: args.n_test], target[: args.n_test]
         train_images = load_dataset(c.dataset, train=True, root=args.data_root).images
 
-    lik = likelihood(vae, target, args.k, args.batch_size, args.seed)
-    mu, _, mse = encode_all(vae, grey.images)
-    mu_t, logvar_t, _ = encode_all(vae, target)
+    lik = likelihood(vae, target, args.k, args.batch_size, args.seed, labels=grey.labels)
+    mu, _, mse = encode_all(vae, grey.images, labels=grey.labels)
+    mu_t, logvar_t, _ = encode_all(vae, target, labels=grey.labels)
     kl_dims = VAE.kl_per_dim(mu_t, logvar_t).mean(0)
 
     pca = fit_pca(train_images.flatten(1), c.latent_dim)
@@ -195,6 +203,7 @@ def main(argv=None) -> None:
                      f"{len(target):,} freshly generated sprites (seed 2024)" if c.dataset == "dsprites" else
                      f"{c.dataset} test split, grey levels"),
         "likelihood": c.likelihood, "latent_dim": c.latent_dim, "beta": c.beta, "k": args.k, "seed": args.seed,
+        "conditional": bool(c.num_labels),
         **{key: round(v, 4) for key, v in lik.items()},
         "mse": round(m_mse, 6), "psnr": round(10 * math.log10(1 / m_mse), 3),
         "pca_mse": round(p_mse, 6), "pca_psnr": round(10 * math.log10(1 / p_mse), 3),

@@ -17,16 +17,16 @@ _LOG_2PI = math.log(2 * math.pi)
 
 @torch.no_grad()
 def iwae_bound(model: VAE, x: torch.Tensor, k: int, batch_size: int = 512,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None, y: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(B, C, H, W) images, k samples -> (B,) log (1/k) sum_i p(x, z_i) / q(z_i|x) in nats (Burda et al. 2016)
 
     A lower bound on log p(x) that rises with k; k = 1 is a one-sample ELBO with a sampled KL.
     x is both the encoder's input and the target. `batch_size` caps the (image, sample) pairs decoded
-    at once (never fewer than B), so memory does not grow with k.
+    at once (never fewer than B), so memory does not grow with k. A conditional model's bound is on log p(x | y).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}.")
-    mu, logvar = model.encode(x)
+    mu, logvar = model.encode(x, y)
     n, d = mu.shape
     per_chunk = max(1, batch_size // n)
     std = torch.exp(0.5 * logvar)
@@ -37,7 +37,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, batch_size: int = 512,
         # all precision when a posterior is very narrow.
         eps = torch.randn((m, n, d), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + std * eps  # (m, B, D)
-        logits = model.decode_logits(z.reshape(m * n, d))
+        logits = model.decode_logits(z.reshape(m * n, d), None if y is None else y.repeat(m))
         nll = model.reconstruction_nll(x.repeat(m, *([1] * (x.dim() - 1))), logits).view(m, n)
         log_prior = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
         log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)

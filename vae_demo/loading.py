@@ -28,12 +28,13 @@ log = logging.getLogger("vae_demo.loading")
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 # What a model knows about its data (see knowledge.py): fetched when a repo has them; nothing breaks when it does not.
-OPTIONAL_FILES = ("latent_stats.json", "metrics.json", "pca.safetensors", "latent_map.safetensors")
+OPTIONAL_FILES = ("latent_stats.json", "metrics.json", "pca.safetensors", "latent_map.safetensors", "directions.safetensors")
 PHOTO_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' name (Stable Diffusion's VAE, TAESD)
 # owner/name as the Hub allows them: letters, digits, '-', '_', '.'; no '..' or '--', no leading '.'.
 
 # What a config may ask the server to build (checked before any tensor is allocated).
 MAX_IMAGE_SIZE, MAX_LATENT_DIM, MAX_STAGES, MAX_BLOCK_CONVS = 256, 1024, 8, 4
+MAX_LABELS = 1000  # a conditional model's classes
 MAX_FEATURE_ELEMENTS = 8_000_000  # activations of one image through the conv stacks
 
 
@@ -160,10 +161,11 @@ def _load_folder(folder: Path, source: str, device: torch.device = torch.device(
 
 def _check_size(c: VAEConfig, n_params: int, source: str) -> None:
     """Refuse configs that would make the server allocate or compute far more than a demo model needs."""
-    counts = {"image_size": c.image_size, "latent_dim": c.latent_dim, "hidden_dim": c.hidden_dim, "block_convs": c.block_convs}
+    counts = {"image_size": c.image_size, "latent_dim": c.latent_dim, "hidden_dim": c.hidden_dim, "block_convs": c.block_convs,
+              "num_labels": c.num_labels}
     counts.update({f"hidden_channels[{i}]": ch for i, ch in enumerate(c.hidden_channels)})
     for what, value in counts.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if what == "block_convs" else 1):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if what in ("block_convs", "num_labels") else 1):
             raise ModelLoadError(
                 f"{source!r} is not a model this app knows how to build: {what} must be a positive whole number, got {value!r}."
             )
@@ -174,6 +176,7 @@ def _check_size(c: VAEConfig, n_params: int, source: str) -> None:
         (c.latent_dim, MAX_LATENT_DIM, "latent_dim"),
         (len(c.hidden_channels), MAX_STAGES, "the number of hidden_channels stages"),
         (c.block_convs, MAX_BLOCK_CONVS, "block_convs"),
+        (c.num_labels, MAX_LABELS, "num_labels"),
         (features * (1 + c.block_convs), MAX_FEATURE_ELEMENTS, "the activations per image"),
         (n_params * 4, hub.MAX_MODEL_BYTES, "the size of the weights in bytes"),
     ]

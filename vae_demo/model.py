@@ -45,6 +45,9 @@ class VAEConfig:
     # How the training images were framed, so uploads can be framed the same way (vae_demo/framing.py): "mnist"
     # (bounding box in 20 x 20, centred by mass), "fashion" (trimmed, long side to the frame, negated) or "none".
     framing: str = "none"
+    # A conditional VAE (Sohn et al. 2015) when > 0: the encoder sees the image and its label's one-hot vector, the
+    # decoder z and a label, so z holds the style (thickness, slant) and the label the class.
+    num_labels: int = 0
 
     def __post_init__(self):
         self.hidden_channels = tuple(int(c) for c in self.hidden_channels)
@@ -74,6 +77,8 @@ class VAEConfig:
             raise ValueError(f"the broadcast decoder needs image_size divisible by 4, got {self.image_size}.")
         if self.block_convs < 0:
             raise ValueError(f"block_convs must be 0 or more, got {self.block_convs}.")
+        if self.num_labels < 0 or (self.num_labels and self.class_names and len(self.class_names) != self.num_labels):
+            raise ValueError(f"num_labels must be 0 (unconditional) or the number of class names, got {self.num_labels}.")
         if self.beta < 0 or self.gaussian_std <= 0:
             raise ValueError("beta must be >= 0 and gaussian_std > 0.")
 
@@ -120,6 +125,9 @@ class VAE(
         if isinstance(config, dict):  # tolerate a plain dict (e.g. read by hand from config.json)
             config = VAEConfig(**config)
         self.config = config
+        labels = config.num_labels
+        if labels:  # a conditional model needs a label wherever it encodes or decodes (see inference.condition)
+            self.capabilities = frozenset({"reconstruct", "sample", "interpolate", "analogy"})
         chans = config.hidden_channels
         self.bottom = config.image_size // 2 ** len(chans)
         flat = chans[-1] * self.bottom**2
@@ -129,7 +137,7 @@ class VAE(
             stages.append(_down(c_in, c, config.block_convs))
             c_in = c
         self.encoder = nn.Sequential(*stages, nn.Flatten(), nn.Linear(flat, config.hidden_dim), nn.SiLU())
-        self.to_moments = nn.Linear(config.hidden_dim, 2 * config.latent_dim)
+        self.to_moments = nn.Linear(config.hidden_dim + labels, 2 * config.latent_dim)
 
         if config.decoder == "broadcast":
             g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
@@ -138,12 +146,12 @@ class VAE(
             coords = torch.from_numpy(np.stack(np.meshgrid(ramp, ramp, indexing="xy"))[None].copy())
             self.register_buffer("coords", coords, persistent=False)  # (1, 2, g, g): x, y in [-1, 1]
             self.from_latent = nn.Sequential(
-                nn.Conv2d(config.latent_dim + 2, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU()
+                nn.Conv2d(config.latent_dim + labels + 2, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU()
             )
             ups = [_up(c, chans[0], config.block_convs), _up(chans[0], chans[0], config.block_convs)]
         else:
             self.from_latent = nn.Sequential(
-                nn.Linear(config.latent_dim, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
+                nn.Linear(config.latent_dim + labels, config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, flat), nn.SiLU()
             )
             ups = [_up(chans[i], chans[i - 1], config.block_convs) for i in range(len(chans) - 1, 0, -1)]
             ups.append(_up(chans[0], chans[0], config.block_convs))
@@ -153,14 +161,40 @@ class VAE(
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) in [0, 1] -> (B, D) mean and (B, D) log-variance of q(z|x)"""
-        h = self.to_moments(self.encoder(x * 2 - 1))
-        mu, logvar = h.chunk(2, dim=1)
+    def one_hot(self, y, n: int) -> torch.Tensor:
+        """labels (n,) ints, or (n, L) weights (a mix of classes) -> (n, L) float rows; a conditional model's input"""
+        y = torch.as_tensor(y, device=self.device)
+        if y.dim() == 0:
+            y = y.expand(n)
+        if y.dim() == 1:
+            if y.dtype.is_floating_point or ((y < 0) | (y >= self.config.num_labels)).any():
+                raise ValueError(f"labels must be whole numbers 0 to {self.config.num_labels - 1}.")
+            return F.one_hot(y.long(), self.config.num_labels).float()
+        return y.float()
+
+    def with_label(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """(B, D) z, labels -> (B, D + L): what a conditional decoder reads. z that already has the L label columns
+        (a latent the API handed out) passes as it is; an unconditional model takes z alone."""
+        labels = self.config.num_labels
+        if not labels or (z.shape[1] == self.config.latent_dim + labels and y is None):
+            return z
+        if y is None:
+            raise ValueError("this is a conditional VAE: it needs a label to decode (or z followed by the label's one-hot).")
+        return torch.cat([z, self.one_hot(y, len(z)).to(z.dtype)], 1)
+
+    def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) in [0, 1] (and the labels, for a conditional model) -> (B, D) mean and log-variance of q(z|x)"""
+        h = self.encoder(x * 2 - 1)
+        if self.config.num_labels:
+            if y is None:
+                raise ValueError("this is a conditional VAE: it needs the image's label to encode it.")
+            h = torch.cat([h, self.one_hot(y, len(h)).to(h.dtype)], 1)
+        mu, logvar = self.to_moments(h).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """(B, D) -> (B, C, H, W) unbounded decoder output (Bernoulli logits or pre-sigmoid means)"""
+        z = self.with_label(z, y)
         if self.config.decoder == "broadcast":  # (B, D) -> (B, D + 2, g, g): z at every grid cell, plus where it is
             b, (_, _, g, _) = len(z), self.coords.shape
             grid = torch.cat([z[:, :, None, None].expand(b, z.shape[1], g, g), self.coords.expand(b, 2, g, g)], 1)
@@ -168,9 +202,9 @@ class VAE(
         h = self.from_latent(z).view(-1, self.config.hidden_channels[-1], self.bottom, self.bottom)
         return self.decoder(h)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """(B, D) -> (B, C, H, W) in [0, 1]; pixel probabilities for a Bernoulli likelihood"""
-        return torch.sigmoid(self.decode_logits(z))
+        return torch.sigmoid(self.decode_logits(z, y))
 
     @staticmethod
     def reparameterize(
@@ -202,11 +236,13 @@ class VAE(
         compute_loss: bool = False,
         target: Optional[torch.Tensor] = None,
         beta: Optional[float] = None,
+        y=None,
     ) -> VAEOutput:
-        """(B, C, H, W) in [0, 1] -> VAEOutput; `target` defaults to x (pass the binarized x when training)"""
-        mu, logvar = self.encode(x)
+        """(B, C, H, W) in [0, 1] -> VAEOutput; `target` defaults to x (pass the binarized x when training);
+        `y`: the labels, for a conditional model"""
+        mu, logvar = self.encode(x, y)
         z = self.reparameterize(mu, logvar, generator) if sample_posterior else mu
-        logits = self.decode_logits(z)
+        logits = self.decode_logits(z, y)
         out = VAEOutput(reconstruction=torch.sigmoid(logits), mu=mu, logvar=logvar, z=z)
         if compute_loss:
             out.rec_loss = self.reconstruction_nll(x if target is None else target, logits)

@@ -16,7 +16,8 @@ def latent_statistics(model: VAE, images: torch.Tensor, labels: torch.Tensor | N
     model.eval()
     mus, kls = [], []
     for i in range(0, len(images), batch_size):
-        mu, logvar = model.encode(images[i : i + batch_size].to(model.device))
+        y = labels[i : i + batch_size] if model.config.num_labels else None  # a conditional model encodes (x, label)
+        mu, logvar = model.encode(images[i : i + batch_size].to(model.device), y)
         mus.append(mu.cpu())
         kls.append(VAE.kl_per_dim(mu, logvar).cpu())
     mu = torch.cat(mus)

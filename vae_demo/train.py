@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--critic-steps", type=int, default=3,
                    help="factor-vae: critic updates per VAE update (a critic that lags is fooled, not obeyed)")
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="ramps up from 0 over this many epochs: the KL weight (elbo), TC + dimension-wise KL (beta-tcvae), gamma * TC (factor-vae)")
+    p.add_argument("--conditional", action="store_true",
+                   help="a conditional VAE (Sohn et al. 2015): encoder and decoder also see the class label (mnist, fashion-mnist)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
     p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")
@@ -69,14 +71,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @torch.inference_mode()
-def evaluate_elbo(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> dict:
-    """Test-set ELBO (beta = 1, posterior sampled once per image), in nats per image."""
+def evaluate_elbo(model: VAE, images: torch.Tensor, batch_size: int = 1000, labels=None) -> dict:
+    """Test-set ELBO (beta = 1, posterior sampled once per image), in nats per image; a conditional model's is of
+    log p(x | label) and reads `labels`."""
     model.eval()
     g = torch.Generator(device=model.device).manual_seed(1234)
     rec = kl = 0.0
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(model.device)
-        out = model(x, generator=g, compute_loss=True)
+        y = labels[i : i + batch_size] if model.config.num_labels else None
+        out = model(x, generator=g, compute_loss=True, y=y)
         rec += out.rec_loss.sum().item()
         kl += out.kl.sum().item()
     n = len(images)
@@ -108,6 +112,8 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
            f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else "(60,000 training images, 28x28 grey), ")
         + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
         + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
+        + ("conditional on the class label (a CVAE, Sohn et al. 2015: the encoder sees the image and its label, the decoder "
+           "z and a label), " if args.conditional else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
            else f"FactorVAE objective (Kim & Mnih 2018): a loss of -ELBO + gamma * TC, gamma = {args.beta:g}, with the total "
@@ -151,6 +157,8 @@ def main(argv=None) -> None:
         log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.conditional and (args.dataset == "dsprites" or args.objective != "elbo"):
+        raise SystemExit("--conditional trains the ELBO on mnist or fashion-mnist (labelled data).")
     world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
     device = world.device
     torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -181,6 +189,7 @@ def main(argv=None) -> None:
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
         class_names=test.class_names, framing=FRAMING.get(args.dataset, "none"),
+        num_labels=len(test.class_names) if args.conditional else 0,
     )
     model = VAE(config)
     if args.init_from:
@@ -225,7 +234,9 @@ def main(argv=None) -> None:
             if train is None:
                 x = generate(epoch_factors[b * args.batch_size : (b + 1) * args.batch_size])
             else:
-                x = train.images[perm[b * args.batch_size : (b + 1) * args.batch_size]]
+                idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
+                x = train.images[idx]
+                y = train.labels[idx].to(device) if args.conditional else None
             x = binarize(x, gen) if args.binarize else x
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             warm = min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
@@ -238,7 +249,7 @@ def main(argv=None) -> None:
                 loss, outp, tc = factor_vae_loss(net, critic, x, args.beta, anneal=warm)
                 sums["tc"] += tc.item() * len(x)
             else:
-                outp = net(x, compute_loss=True, beta=beta)
+                outp = net(x, compute_loss=True, beta=beta, **({"y": y} if args.conditional else {}))
                 loss = outp.loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -263,7 +274,7 @@ def main(argv=None) -> None:
         row.update({f"train_{k}": v / sums["n"] for k, v in sums.items() if k != "n"})
         if not world.main:  # rank 0 evaluates and writes; the others wait for it at the next epoch's first backward
             continue
-        row.update(evaluate_elbo(model, test.images))
+        row.update(evaluate_elbo(model, test.images, labels=test.labels))
         row["seconds"] = time.time() - t0
         row["images_per_second"] = sums["n"] / row["seconds"]
         log.append(row)

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file
 
+from .directions import DIRECTIONS_FILE, load_directions
 from .pca import PCA, load_pca
 
 _LOCK = threading.Lock()
@@ -25,6 +26,7 @@ class Knowledge:
     metrics: Optional[dict] = None  # metrics.json: test-set ELBO, IWAE NLL, disentanglement
     pca: Optional[PCA] = None  # pca.safetensors: the linear baseline with k = latent_dim
     latent_map: Optional[dict] = None  # latent_map.safetensors: 2-D PCA of test-set means, labels
+    directions: tuple = ()  # directions.safetensors: named knobs (directions.py), fitted by python -m vae_demo.directions
 
     def factor_names(self) -> dict:
         """{latent dim: "x position (|ρ| 0.93)"} for models whose evaluation matched dims to known factors (dSprites):
@@ -80,6 +82,11 @@ def knowledge(vae) -> Knowledge:
                         k.latent_map = {key: v.float() if v.is_floating_point() else v.long() for key, v in m.items()}
             except Exception:  # a damaged optional file must not stop the model from serving
                 k.latent_map = None
+            try:
+                if (folder / DIRECTIONS_FILE).is_file() and vae.config.latent_dim:
+                    k.directions = tuple(load_directions(folder / DIRECTIONS_FILE, vae.config.latent_dim))
+            except Exception:
+                k.directions = ()
         vae._knowledge = k
         return k
 

@@ -5,6 +5,7 @@ from typing import Optional
 
 import torch
 
+from .edits import directions_of
 from .loading import ModelLoadError, load_vae
 from .model import VAE
 
@@ -55,6 +56,8 @@ class ModelRegistry:
                 "likelihood": v.config.likelihood,
                 "beta": v.config.beta,
                 "dataset": v.config.dataset,
+                "attributes": [d.name for d in directions_of(v)],
+                "conditional": bool(getattr(v.config, "num_labels", 0)),
                 "source": v.info.source,
                 "device": str(self.device),
             }

@@ -1,0 +1,97 @@
+"""Knobs with names and your handwriting as every digit: what /edit and /analogy do, as plain functions.
+
+- edit: an image's posterior mean moved `amount` standard deviations along a named direction (directions.py), decoded,
+  with Morpho-MNIST's measurements of the image before and after, so a knob shows that it changed one thing.
+- analogy: a conditional VAE (mnist-cvae) encodes the image with its label (given, or read by the classifier) and
+  decodes the same z with every label: the style stays, the digit changes (Kingma et al. 2014's analogies).
+"""
+
+import math
+
+import torch
+
+from .classifier import classifier_for
+from .directions import MAX_AMOUNT, Direction, edit_latent
+from .images import ImageInput
+from .inference import InputError, condition, image_tensor, is_spatial, require
+from .knowledge import knowledge
+from .morphometry import ATTRIBUTES, measure
+
+
+def directions_of(vae) -> tuple:
+    return () if is_spatial(vae) else knowledge(vae).directions
+
+
+def find_direction(vae, attribute) -> Direction:
+    """A name /models lists under `attributes` (or its label, any case) -> that Direction, else a sentence naming them"""
+    ds = directions_of(vae)
+    if not ds:
+        raise InputError(f"{vae.info.name} has no named attributes (only models with directions.safetensors have; "
+                         "try mnist or fashion-mnist).")
+    key = str(attribute).strip().lower() if attribute is not None else ""
+    for d in ds:
+        if key in (d.name.lower(), d.label.lower()):
+            return d
+    raise InputError(f"attribute must be one of {', '.join(repr(d.name) for d in ds)} for {vae.info.name}; got {attribute!r}.")
+
+
+def check_amount(amount) -> float:
+    try:
+        a = float(amount)
+    except (TypeError, ValueError):
+        raise InputError(f"amount must be a number from -{MAX_AMOUNT:g} to {MAX_AMOUNT:g} (standard deviations); "
+                         f"got {amount!r}.") from None
+    if not math.isfinite(a) or abs(a) > MAX_AMOUNT:
+        raise InputError(f"amount must be a number from -{MAX_AMOUNT:g} to {MAX_AMOUNT:g} (standard deviations); got {amount!r}.")
+    return a
+
+
+def _readings(vae, ds, images: torch.Tensor) -> list:
+    """(B, 1, H, W) -> one dict per image: every attribute the model has knobs for, measured, and the class read"""
+    measured = measure(images.cpu()) if any(d.kind == "attribute" for d in ds) else {}
+    clf = classifier_for(vae.config.dataset, vae.device)
+    probs = clf.predict(images) if clf is not None else None
+    names = vae.config.class_names or []
+    rows = []
+    for i in range(len(images)):
+        row = {}
+        for d in ds:
+            if d.kind == "attribute":
+                v = float(measured[d.name][i])
+                row[d.name] = round(v, 3) if math.isfinite(v) else None
+            elif probs is not None:
+                row[d.name] = round(100 * float(probs[i, d.target]), 2)  # % the classifier gives the target class
+        if probs is not None:
+            c = int(probs[i].argmax())
+            row["class"] = names[c] if c < len(names) else str(c)
+        rows.append(row)
+    return rows
+
+
+@torch.inference_mode()
+def edit(vae, image: ImageInput, attribute, amount, frame: bool = True) -> tuple:
+    """-> ((1, C, H, W) the edited decode, (1, C, H, W) the unedited decode, a JSON-ready dict of what changed)"""
+    d, a = find_direction(vae, attribute), check_amount(amount)
+    x = image_tensor(vae, image, frame=frame)
+    mu = vae.encode(x)[0]
+    both = vae.decode(torch.cat([mu, edit_latent(mu, d, a)]))
+    before, after = _readings(vae, directions_of(vae), both)
+    unit = "% (classifier)" if d.kind == "class" else ATTRIBUTES.get(d.name, ("", ""))[1]
+    info = {"attribute": d.name, "label": d.label, "amount": a, "unit": unit, "before": before, "after": after,
+            "change": None if before.get(d.name) is None or after.get(d.name) is None else round(after[d.name] - before[d.name], 3),
+            "step": d.step, "method": d.method}
+    return both[1:], both[:1], info
+
+
+@torch.inference_mode()
+def analogy(vae, image: ImageInput, label=None, frame: bool = True) -> tuple:
+    """-> ((L, C, H, W): the image's z decoded with every label 0 .. L-1, the label it was encoded with, and how it
+    was found: "given" or "classifier")"""
+    require(vae, "analogy")
+    x = image_tensor(vae, image, frame=frame)
+    y = condition(vae, x, label)
+    mu = vae.encode(x, y)[0]
+    n = vae.config.num_labels
+    tiles = vae.decode(mu.expand(n, -1), torch.arange(n))
+    return tiles, int(y), "given" if label not in (None, "") else "classifier"
+

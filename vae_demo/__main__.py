@@ -3,6 +3,9 @@
     python -m vae_demo reconstruct digit.png -o rec.png
     python -m vae_demo sample -n 16 --seed 0 -o grid.png
     python -m vae_demo interpolate a.png b.png --steps 8 -o anim.gif
+    python -m vae_demo edit digit.png --attribute thickness --amount 2 -o thick.png
+    python -m vae_demo analogy digit.png -o every_digit.png            # with --model mnist-cvae (the default here)
+    python -m vae_demo betas digit.png -o betas.png                    # the bundled mnist-beta-* models side by side
     python -m vae_demo models
 """
 
@@ -13,7 +16,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from . import inference
+from . import edits, inference
 from .device import DEVICE_CHOICES, pick_device
 from .images import grid, save_gif, to_pil
 from .loading import bundled_models, load_vae
@@ -46,6 +49,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     i.add_argument("--steps", type=int, default=8)
     i.add_argument("--method", choices=["lerp", "slerp"], default="lerp")
     i.add_argument("-o", "--output", required=True, help=".gif for an animation, anything else for a strip PNG")
+    e = common(sub.add_parser("edit", help="move an image's code along a named knob (thickness, slant, towards a class)"))
+    e.add_argument("input")
+    e.add_argument("--attribute", required=True, help="a name `models` lists under attributes, e.g. thickness, slant, sneaker")
+    e.add_argument("--amount", type=float, default=2.0, help="standard deviations along the knob")
+    e.add_argument("-o", "--output", required=True, help="PNG: reconstruction | edited side by side")
+    a = common(sub.add_parser("analogy", help="a conditional model writes the digit as every digit, 0 to 9"))
+    a.set_defaults(model="mnist-cvae")
+    a.add_argument("input")
+    a.add_argument("--label", default=None, help="the input's label (default: what the classifier reads)")
+    a.add_argument("-o", "--output", required=True)
+    b = sub.add_parser("betas", help="one image through the bundled models that differ only in beta")
+    b.add_argument("input")
+    b.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    b.add_argument("-o", "--output", required=True, help="PNG: input | reconstruction per beta; the chart beside it")
     sub.add_parser("models", help="list the bundled models")
     return p.parse_args(argv)
 
@@ -57,9 +74,19 @@ def main(argv=None) -> int:
         return 0
     try:
         steps = tqdm(total=2, desc=args.command, leave=False, disable=not sys.stderr.isatty())
+        if args.command == "betas":
+            return _betas(args)
         vae = load_vae(args.model, device=pick_device(args.device), revision=args.revision)
         steps.update()
-        if args.command == "reconstruct":
+        if args.command == "edit":
+            after, before, info = edits.edit(vae, args.input, args.attribute, args.amount)
+            grid(torch.cat([before, after]), nrow=2, scale=4).save(args.output)
+            print(json.dumps(info, indent=1))
+        elif args.command == "analogy":
+            tiles, label, how = edits.analogy(vae, args.input, args.label)
+            grid(tiles, nrow=len(tiles), scale=3).save(args.output)
+            print(json.dumps({"label": label, "label_from": how}))
+        elif args.command == "reconstruct":
             rec = inference.reconstruct(vae, args.input, frame=args.frame)
             grid(torch.cat([rec.input, rec.reconstruction]), nrow=2, scale=4).save(args.output)
             print(json.dumps({k: v for k, v in rec.metrics.items()}, indent=1))
@@ -76,6 +103,22 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _betas(args) -> int:
+    from PIL import Image
+
+    from .service import DemoService
+
+    names = [m for m in bundled_models() if m.startswith("mnist-beta-")]
+    recon, chart, _, table = DemoService.from_sources(names, pick_device(args.device)).compare_betas(args.input)
+    out = Image.new("RGB", (recon.width + chart.width, max(recon.height, chart.height)), "white")
+    out.paste(recon.convert("RGB"), (0, 0))
+    out.paste(chart, (recon.width, 0))
+    out.save(args.output)
+    print(json.dumps(table, indent=1))
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

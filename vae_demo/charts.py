@@ -151,8 +151,10 @@ def latent_map(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str
         return LatentMap(image=_to_pil(fig), xlim=tuple(xlim), ylim=tuple(ylim), box=box)
 
 
-def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label_width: int = 150) -> Image.Image:
-    """(R * ncol, C, H, W) in [0, 1] -> one image, a row per label, the label written on the left."""
+def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label_width: int = 150,
+                  axis: Optional[tuple] = ("-3", "0", "+3")) -> Image.Image:
+    """(R * ncol, C, H, W) in [0, 1] -> one image, a row per label, the label written on the left; `axis`: what the
+    left, middle and right columns stand for, written under them (None: nothing)."""
     from PIL import ImageDraw
 
     from .images import grid
@@ -161,13 +163,45 @@ def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label
     rows = max(1, len(row_labels))
     font = _label_font(14)
     label_width = max([label_width] + [int(font.getlength(lab)) + 12 for lab in row_labels])  # room for the longest
-    canvas = Image.new("RGB", (body.width + label_width, body.height + 22), "white")
+    canvas = Image.new("RGB", (body.width + label_width, body.height + (22 if axis else 0)), "white")
     canvas.paste(body, (label_width, 0))
     d = ImageDraw.Draw(canvas)
     row_h = body.height / rows
     for i, lab in enumerate(row_labels):
         d.text((6, i * row_h + row_h / 2), lab, fill=INK, font=font, anchor="lm")
-    d.text((label_width + 4, body.height + 11), "-3", fill=INK, font=font, anchor="lm")
-    d.text((label_width + body.width // 2, body.height + 11), "0", fill=INK, font=font, anchor="mm")
-    d.text((canvas.width - 4, body.height + 11), "+3", fill=INK, font=font, anchor="rm")
+    if axis:
+        d.text((label_width + 4, body.height + 11), axis[0], fill=INK, font=font, anchor="lm")
+        d.text((label_width + body.width // 2, body.height + 11), axis[1], fill=INK, font=font, anchor="mm")
+        d.text((canvas.width - 4, body.height + 11), axis[2], fill=INK, font=font, anchor="rm")
     return canvas
+
+
+def rate_distortion_chart(models: Sequence[dict], current: Optional[Sequence[dict]] = None) -> Image.Image:
+    """The rate-distortion plane of Alemi et al. 2018 ("Fixing a Broken ELBO"): each model of a beta family at its
+    test-set rate (KL, nats) and distortion (reconstruction term, nats), joined in order of beta; the current image's
+    own (rate, distortion) under each model marked beside them. models/current: [{"beta", "rate", "distortion"}]."""
+    plt = _plt()
+    with _LOCK:
+        fig, ax = plt.subplots(figsize=(4.6, 3.6), dpi=100)
+        r = [m["rate"] for m in models]
+        d = [m["distortion"] for m in models]
+        ax.plot(r, d, "-o", color=INK, lw=1.5, ms=5, label="test set (mean)", zorder=2)
+        for m in models:
+            ax.annotate(f"β={m['beta']:g}", (m["rate"], m["distortion"]), textcoords="offset points", xytext=(6, 4),
+                        fontsize=8, color=INK)
+        if current:
+            ax.plot([c["rate"] for c in current], [c["distortion"] for c in current], "--*", color=ACCENT, ms=9, lw=1,
+                    label="this image", zorder=3)
+        lo = min(r + [c["rate"] for c in current or []])
+        hi = max(r + [c["rate"] for c in current or []])
+        h = min(x + y for x, y in zip(r, d))
+        xs = np.linspace(max(0.0, lo * 0.8), hi * 1.1, 50)
+        ax.plot(xs, h - xs, ":", color=MUTED, lw=1, label="same ELBO as the best")
+        ax.set_xlabel("rate: KL(q(z|x) ‖ p(z)), nats")
+        ax.set_ylabel("distortion: −E log p(x|z), nats")
+        top = max(d + [c["distortion"] for c in current or []])
+        ax.set_ylim(0, top * 1.1)
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+        ax.grid(alpha=0.25)
+        fig.tight_layout()
+        return _to_pil(fig)

@@ -123,11 +123,12 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
     if is_spatial(vae):
         return _reconstruct_photo(vae, image_tensor(vae, image), n_posterior)
     x, note = framed_tensor(vae, image, frame)  # a photo of a scene: shown whole, with a sentence that says why
-    mu, logvar = vae.encode(x)
+    y = condition(vae, x)
+    mu, logvar = vae.encode(x, y)
     g = torch.Generator(device=x.device).manual_seed(POSTERIOR_SEED)
     k = max(1, n_posterior)
     z = vae.reparameterize(mu.expand(k, -1), logvar.expand(k, -1), generator=g)
-    both = vae.decode_logits(torch.cat([mu, z]))  # (1 + k, C, H, W): the mean's decode and the samples' in one pass
+    both = vae.decode_logits(torch.cat([mu, z]), y)  # (1 + k, C, H, W): the mean's decode and the samples' in one pass
     x_hat, logits = torch.sigmoid(both[:1]), both[1:]
     rec = vae.reconstruction_nll(x.expand(k, -1, -1, -1), logits).mean().item()
     kl_dims = VAE.kl_per_dim(mu, logvar)[0]
@@ -146,6 +147,8 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
     }
     if note:
         metrics["framing_note"] = note
+    if y is not None:
+        metrics["label"] = (vae.config.class_names or [])[int(y)] if vae.config.class_names else int(y)
     metrics.update(verdict(vae, x, x_hat))
     know = knowledge(vae)
     pct = know.anomaly_percentile(mse)
@@ -159,6 +162,26 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
         input=x, reconstruction=x_hat, error=err, mu=mu[0], logvar=logvar[0],
         posterior_samples=torch.sigmoid(logits), metrics=metrics, pca_reconstruction=pca_rec,
     )
+
+
+def condition(vae, x: torch.Tensor, label=None):
+    """A conditional model's label for x: the one given (a class index or name), else what the dataset's classifier
+    reads in x (a 0-d tensor, or (B,) for a batch); None for an unconditional model."""
+    if not getattr(vae.config, "num_labels", 0):
+        return None
+    names = vae.config.class_names or []
+    if label not in (None, ""):
+        if isinstance(label, str) and label.strip() in names:
+            return torch.tensor(names.index(label.strip()))
+        try:
+            return torch.tensor(_int(label, "label", 0, vae.config.num_labels - 1))
+        except InputError:
+            raise InputError(f"label must be one of {', '.join(names) or range(vae.config.num_labels)}; got {label!r}.") from None
+    clf = classifier_for(vae.config.dataset, vae.device)
+    if clf is None:
+        raise InputError(f"{vae.info.name} is conditional and has no classifier to read the label: give the label.")
+    y = clf.predict(x).argmax(1)
+    return y[0] if len(x) == 1 else y
 
 
 def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
@@ -206,7 +229,10 @@ def prior_latents(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> to
     t = check_temperature(temperature)
     g = torch.Generator().manual_seed(check_seed(seed))  # CPU generator: identical draws on every device
     shape = vae.latent_shape(PHOTO_SAMPLE_SIZE, PHOTO_SAMPLE_SIZE) if is_spatial(vae) else (vae.config.latent_dim,)
-    return torch.randn(n, *shape, generator=g) * t
+    z = torch.randn(n, *shape, generator=g) * t
+    if getattr(vae.config, "num_labels", 0):  # a conditional model: tile i is written as class i mod L
+        z = torch.cat([z, vae.one_hot(torch.arange(n) % vae.config.num_labels, n).cpu()], 1)
+    return z
 
 
 @torch.inference_mode()
@@ -230,14 +256,18 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
                        frame: bool = True) -> torch.Tensor:
-    """Two images, steps, "lerp"|"slerp" -> (steps, D) (photo models: (steps, C, h, w)) latents from mu_A to mu_B."""
+    """Two images, steps, "lerp"|"slerp" -> (steps, D) (photo models: (steps, C, h, w)) latents from mu_A to mu_B;
+    a conditional model's are (steps, D + L): z then the label's one-hot, which goes from A's class to B's."""
     steps = _int(steps, "steps", MIN_STEPS, MAX_PHOTO_STEPS if is_spatial(vae) else MAX_STEPS)
     method = str(method).lower()
     if method not in ("lerp", "slerp"):
         raise InputError(f"method must be 'lerp' or 'slerp'; got {method!r}.")
     xa = image_tensor(vae, image_a, frame=frame)
     xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None, frame=frame)  # photos: B cropped to A's size
-    mu_a, mu_b = vae.encode(xa)[0][0], vae.encode(xb)[0][0]
+    ya, yb = condition(vae, xa), condition(vae, xb)
+    mu_a, mu_b = vae.encode(xa, ya)[0][0], vae.encode(xb, yb)[0][0]
+    if ya is not None:  # a conditional model: the path runs through z and the label's one-hot together (A's digit to B's)
+        mu_a, mu_b = vae.with_label(mu_a[None], ya)[0], vae.with_label(mu_b[None], yb)[0]
     shape = mu_a.shape  # (D,) or (C, h, w): paths are taken in the flattened space
     a, b = mu_a.flatten(), mu_b.flatten()
     t = torch.linspace(0, 1, steps, device=a.device)
@@ -255,7 +285,8 @@ def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int =
 @torch.inference_mode()
 def encode_mean(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
     """An image -> (mu, logvar) as lists of latent_dim floats."""
-    mu, logvar = vae.encode(image_tensor(vae, image, frame=frame))
+    x = image_tensor(vae, image, frame=frame)
+    mu, logvar = vae.encode(x, condition(vae, x))
     return mu[0].tolist(), logvar[0].tolist()
 
 
@@ -267,9 +298,11 @@ def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
         z = z["z"]
     if d is None:
         return _check_spatial_latent(vae, z)
-    if not isinstance(z, (list, tuple)) or len(z) != d:
+    labels = getattr(vae.config, "num_labels", 0)
+    if not isinstance(z, (list, tuple)) or len(z) != d + labels:
         got = f"{len(z)} values" if isinstance(z, (list, tuple)) else type(z).__name__
-        raise InputError(f"z must be a list of {d} numbers (the model's latent size); got {got}.")
+        what = f"{d} numbers of z then the {labels} of the label's one-hot" if labels else f"{d} numbers (the model's latent size)"
+        raise InputError(f"z must be a list of {d + labels} numbers ({what}); got {got}.")
     try:
         vals = [float(v) for v in z]
     except (TypeError, ValueError):

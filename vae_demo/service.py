@@ -22,12 +22,13 @@ from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
 from .model import VAE
 from .registry import ModelRegistry
+from .service_knobs import KnobsMixin
 
 USER_ERRORS = (InputError, ImageError, ModelLoadError)
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
-class DemoService:
+class DemoService(KnobsMixin):
     def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
         self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders
@@ -291,7 +292,8 @@ class DemoService:
             lm = knowledge(vae).latent_map
             if lm is None:
                 raise InputError(f"{key} has no latent map (run python -m vae_demo.evaluate {key}).")
-            cached = latent_map(lm["points"].numpy(), lm["labels"].numpy(), vae.config.class_names or [])
+            axes = ("z0", "z1") if vae.config.latent_dim == 2 else ("PC 1", "PC 2")  # a 2-D model's map is its latent space
+            cached = latent_map(lm["points"].numpy(), lm["labels"].numpy(), vae.config.class_names or [], axis_names=axes)
             with self._gif_lock:
                 self._maps[key] = cached
         return cached

@@ -75,10 +75,31 @@ Only some dimensions carry information: the KL term pushes the ones the decoder 
 and moving them changes nothing. Start from an image's μ or a random z and drag; the traversal grid shows the top
 dimensions from −3 to +3 at once."""
 
+KNOBS = """**Named knobs.** Nothing in the loss makes a latent dimension mean one thing, so these directions were found
+afterwards: each image of the training set was measured (Morpho-MNIST's stroke thickness, slant, width, height) and a
+direction in latent space fitted to each measurement, within each digit so that a knob does not turn a 7 into a 1
+(`docs/KNOBS.md` says how well each one edits). Fashion-MNIST's knobs lead towards a class. One step is one standard
+deviation of the training codes along the knob; the knobs add to the raw sliders below."""
+
+ANALOGY = """**Your handwriting as every digit.** `mnist-cvae` is a *conditional* VAE (Sohn et al. 2015): its encoder sees
+the image and its label, its decoder z and a label. The label carries the digit, so z is free to carry the rest: the
+stroke's thickness, the slant, the width. Encode your digit once, then decode the same z with each label 0 to 9: the
+style stays and the digit changes (the analogies of Kingma et al. 2014). The label of your digit comes from the
+classifier, unless you give it."""
+
+BETAS = """**What β does.** loss = distortion + β · rate. *Rate* is the KL term: the nats the code spends on this image.
+*Distortion* is the reconstruction term: the nats the decoder still needs for the pixels. These four models differ
+only in β. Small β: a rich code, sharp reconstructions, but the codes need not look like the prior, so samples are
+poor. Large β: the code says little (low rate), reconstructions blur towards a typical digit, and samples look like
+reconstructions. The chart is the rate–distortion plane of Alemi et al. 2018 (*Fixing a Broken ELBO*): the black
+curve is each model's test-set mean, the orange stars this image; the dotted line has the best model's ELBO, which
+cannot tell the points on it apart."""
+
 LATENT_MAP = """Every dot is a test image's μ, projected from the latent space onto its two main directions (PCA of μ) and
 coloured by class. Classes form regions because similar images get similar codes. **Click anywhere on the map**
 (or move the two sliders) to decode that point — including the gaps between regions. Mark an image of your own
-to see where it lands."""
+to see where it lands. **`mnist-2d`** has a two-dimensional latent space: its map *is* the latent space (no PCA), and
+the grid beside it decodes z over the prior's quantiles, as in the Keras VAE example."""
 
 CHANNELS = """A photo autoencoder's latent is not a vector but a small image: 4 channels at 1/8 of the photo's size. There
 is no single dimension to turn, so each slider here adds a constant to one **latent channel** everywhere and decodes

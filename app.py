@@ -10,7 +10,7 @@ import os
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from ui import api_tab, channels, interpolate, latent_map, reconstruct, sample, sliders
+from ui import analogy, api_tab, betas, channels, interpolate, latent_map, reconstruct, sample, sliders
 from ui.common import M, PRIVATE, user_errors
 from ui import gradio_sessions
 from vae_demo import texts
@@ -21,7 +21,7 @@ from vae_demo.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-TABS = (reconstruct, sample, interpolate, sliders, channels, latent_map, api_tab)  # in the page's order
+TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, api_tab)  # in the page's order
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .upscale img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }

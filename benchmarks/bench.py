@@ -113,12 +113,19 @@ async def discover(app: GradioHTTP, model: str, ex: list, sketch: str) -> tuple:
         ("sample_64", "sample", "(n=64)", True),
         ("interpolate_16_gif", "interpolate", "(16 steps + GIF)", True),
         ("traverse", "traverse", "(z JSON, model, default dims)", False),
+        ("edit", "edit", "(image, model, thickness, amount 2)", False),
+        ("analogy", "analogy", "(image, mnist-cvae): ten tiles", False),
+        ("compare_betas", "compare_betas", "(image): four models, chart, samples", False),
     ]
+    names = {m["name"] for m in described[0]}
+    extra = {"edit": {"attribute": "thickness", "amount": 2.0}, "analogy": {"model": "mnist-cvae"}}
     eps, labels = [], {}
     for name, api, label, required in specs:
         if not required and "/" + api not in info["named_endpoints"]:
             continue
-        build = build_from_info(info, api, values, slider_value if api == "slider_update" else None)
+        if api == "analogy" and "mnist-cvae" not in names or api == "compare_betas" and "mnist-beta-1" not in names:
+            continue
+        build = build_from_info(info, api, {**values, **extra.get(api, {})}, slider_value if api == "slider_update" else None)
         eps.append(Endpoint(name, api, ex[: build.n_images], build))
         labels[name] = label
     for ep in sketch_endpoints(info, model, sketch):

@@ -89,3 +89,16 @@ def test_config_checks_its_invariants():
         ClassifierConfig(image_size=30, widths=(4, 8))
     with pytest.raises(ValueError, match="class_names"):
         ClassifierConfig(n_classes=3, class_names=["a"])
+
+
+def test_the_classifier_the_app_uses_is_the_bundled_one_with_batchnorm_folded(examples):
+    import torch
+
+    from vae_demo.classifier import for_inference
+
+    plain = load_classifier(CLASSIFIERS_DIR / "mnist")
+    x = torch.stack([torch.rand(1, 28, 28) for _ in range(4)])
+    folded = classifier_for("mnist")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert torch.allclose(plain.predict(x), folded.predict(x), atol=1e-5)
+    assert torch.allclose(plain.predict(x), for_inference(load_classifier(CLASSIFIERS_DIR / "mnist")).predict(x), atol=1e-5)

@@ -43,6 +43,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             with gr.Column(scale=3):
                 img = gr.Image(label="Test-set means, PCA of μ (click to decode a point)", format="png",
                                interactive=False, elem_id="map-image")
+            with gr.Column(scale=2, min_width=240, visible=service.manifold(first) is not None) as manifold_col:
+                manifold = gr.Image(label="The manifold: decode(z) over the prior's quantiles 5 % … 95 % (z0 →, z1 ↑)",
+                                    format="png", interactive=False, value=service.manifold(first), elem_id="manifold")
             with gr.Column(scale=2, min_width=240):
                 out = gr.Image(label="decode(point)", format="png", interactive=False, height=220, elem_classes="pixelated")
                 u = gr.Slider(-3, 3, value=0, step=0.01, label="PC 1")
@@ -62,7 +65,15 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     @memo
     def refresh(m):
         has = service.has_latent_map(m)
+        grid = service.manifold(m) if has else None
+        axes = ("z0", "z1") if grid is not None else ("PC 1", "PC 2")
+        img_, out_, u_, v_ = map_outputs(m)[:4]
+        if isinstance(u_, dict):
+            u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
         return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),
-                gr.update(visible=has), gr.update(visible=not has), *map_outputs(m)[:4]]
+                gr.update(visible=has), gr.update(visible=not has),
+                gr.update(value=img_, label="Test-set means μ: the whole latent space (click to decode exactly that z)" if grid
+                          is not None else "Test-set means, PCA of μ (click to decode a point)"), out_, u_, v_,
+                gr.update(visible=grid is not None), grid]
 
-    return Tab(outputs=[tab, examples, row, no_map, img, out, u, v], refresh=refresh)
+    return Tab(outputs=[tab, examples, row, no_map, img, out, u, v, manifold_col, manifold], refresh=refresh)

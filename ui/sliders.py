@@ -8,6 +8,7 @@ from vae_demo.service import DemoService
 from .common import M, PRIVATE, Tab, caps, drawable, example_rows, has_strokes, memo, sketchpad, user_errors
 
 MAX_SLIDERS = 64
+MAX_KNOBS = 10  # named directions (vae_demo/directions.py): mnist has 4, fashion-mnist one per class
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -21,8 +22,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     def slider_updates(m, z):
         order, labels = service.slider_order(m), service.slider_labels(m)
+        knobs = service.knobs(m)
         return [gr.update(visible=True, label=labels[i], value=round(float(z[order[i]]), 3)) if i < len(order)
-                else gr.update(visible=False) for i in range(n_sliders)]
+                else gr.update(visible=False) for i in range(n_sliders)] + [
+            gr.update(visible=True, label=knobs[i][1], value=0) if i < len(knobs) else gr.update(visible=False, value=0)
+            for i in range(MAX_KNOBS)]
 
     @user_errors
     def encode(image, model: str = first):
@@ -34,10 +38,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         return [z, z, service.decode(z, m), *slider_updates(m, z)]
 
     def from_upload(image, m):
-        return from_image(image, m) if image is not None else [gr.skip()] * (3 + n_sliders)
+        return from_image(image, m) if image is not None else [gr.skip()] * (3 + n_sliders + MAX_KNOBS)
 
     def from_sketch(sketch, m):
-        return from_image(sketch, m) if has_strokes(sketch) else [gr.skip()] * (3 + n_sliders)
+        return from_image(sketch, m) if has_strokes(sketch) else [gr.skip()] * (3 + n_sliders + MAX_KNOBS)
 
     @user_errors
     def random(m, seed):
@@ -49,13 +53,25 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         z = base if base else zero_z(m)
         return [service.decode(z, m), *slider_updates(m, z)]
 
+    def moved_z(m, base, values):  # the raw sliders' z, then each named knob's amount along its direction
+        z = service.current_z(m, base, list(values[:n_sliders]))
+        return service.knob_offset(m, z, list(values[n_sliders:]))
+
     @user_errors
     def slider_update(model, base, *values):
-        return service.decode_with_sliders(model, base, list(values))
+        return service.decode(moved_z(model, base, values), model)
 
     @user_errors
     def traverse_current(m, base, *values):
-        return service.traverse(service.current_z(m, base, list(values)), m)
+        return service.traverse(moved_z(m, base, values), m)
+
+    @user_errors
+    def edit(image, model: str = first, attribute: str = "thickness", amount: float = 2.0):
+        return service.edit(image, model, attribute, amount)
+
+    def knob_choices(m):
+        knobs = service.knobs(m)
+        return gr.update(choices=[(lab, name) for name, lab in knobs], value=knobs[0][0] if knobs else None)
 
     with gr.Tab("Latent sliders", id="sliders", visible="sliders" in caps(service, first)) as tab:
         gr.Markdown(texts.SLIDERS)
@@ -78,6 +94,25 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 trav_btn = gr.Button("Traversal grid of the top dimensions")
             with gr.Column(scale=2):
                 order, labels = service.slider_order(first), service.slider_labels(first)
+                knob_list = service.knobs(first)
+                gr.Markdown(texts.KNOBS)
+                with gr.Row(elem_id="knobs"):
+                    knobs = [gr.Slider(-4.0, 4.0, value=0.0, step=0.1, min_width=160, elem_classes="knob",
+                                       label=knob_list[i][1] if i < len(knob_list) else f"knob {i}", visible=i < len(knob_list))
+                             for i in range(MAX_KNOBS)]
+                with gr.Accordion("Edit the start image along one knob, and measure what changed (the /edit endpoint)",
+                                  open=False, visible=bool(knob_list)) as edit_box:
+                    with gr.Row():
+                        attribute = gr.Dropdown(choices=[(lab, name) for name, lab in knob_list],
+                                                value=knob_list[0][0] if knob_list else None, label="Attribute", scale=2)
+                        amount = gr.Slider(-4.0, 4.0, value=2.0, step=0.1, label="Amount (standard deviations)", scale=2)
+                        edit_btn = gr.Button("Edit", scale=1)
+                    with gr.Row():
+                        edited = gr.Image(label="edited", format="png", interactive=False, height=200, elem_classes="pixelated",
+                                          elem_id="edited")
+                        measured = gr.JSON(label="Measured before and after (Morpho-MNIST; the classifier's reading)",
+                                           elem_id="measured")
+                gr.Markdown("**Raw latent dimensions** (most informative first)")
                 sliders = []
                 with gr.Row():
                     for i in range(n_sliders):
@@ -88,7 +123,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         with gr.Accordion("μ of the image (latent means, JSON)", open=False):
             mu = gr.JSON(label="μ")
 
-    to_sliders = [base_z, mu, out, *sliders]
+    to_sliders = [base_z, mu, out, *sliders, *knobs]
     enc.click(encode, [image, model], [mu], api_name="encode", preprocess=False, **M).success(
         from_image, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
     image.input(from_upload, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
@@ -96,18 +131,21 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                                                                        **PRIVATE, **M)
     sketch.input(from_sketch, [sketch, model], to_sliders, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
     rand.click(random, [model, seed], to_sliders, **PRIVATE, **M)
-    reset_btn.click(reset, [model, base_z], [out, *sliders], **PRIVATE, **M)
-    # One endpoint for every slider: decode only (the image's mu is cached in base_z, never re-encoded).
-    gr.on([s.input for s in sliders], slider_update, [model, base_z, *sliders], [out], api_name="slider_update",
+    reset_btn.click(reset, [model, base_z], [out, *sliders, *knobs], **PRIVATE, **M)
+    # One endpoint for every slider and knob: decode only (the image's mu is cached in base_z, never re-encoded).
+    gr.on([s.input for s in sliders + knobs], slider_update, [model, base_z, *sliders, *knobs], [out], api_name="slider_update",
           api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden", **M)
-    trav_btn.click(traverse_current, [model, base_z, *sliders], [trav], **PRIVATE, **M)
+    trav_btn.click(traverse_current, [model, base_z, *sliders, *knobs], [trav], **PRIVATE, **M)
+    edit_btn.click(edit, [image, model, attribute, amount], [edited, measured], api_name="edit", preprocess=False, **M)
 
     @memo
     def refresh(m):
         c = caps(service, m)
         shown = "sliders" in c
-        z = zero_z(m)
+        ex = service.examples(m) if shown else []
+        z = service.latent_from_image(ex[0], m) if ex else zero_z(m)  # open on an example's μ: a knob then edits a digit
         return [gr.update(visible=shown), gr.Dataset(samples=example_rows(service, m)), z,
-                service.decode(z, m) if shown else None, gr.update(visible=drawable(service, m)), *slider_updates(m, z)]
+                service.decode(z, m) if shown else None, gr.update(visible=drawable(service, m)), knob_choices(m),
+                gr.update(visible=bool(service.knobs(m))), ex[0] if ex else None, *slider_updates(m, z)]
 
-    return Tab(outputs=[tab, examples, base_z, out, draw_box, *sliders], refresh=refresh)
+    return Tab(outputs=[tab, examples, base_z, out, draw_box, attribute, edit_box, image, *sliders, *knobs], refresh=refresh)

@@ -115,6 +115,22 @@ _cache: dict = {}
 _cache_lock = threading.Lock()
 
 
+def for_inference(model: Classifier) -> Classifier:
+    """The same classifier with each BatchNorm folded into the conv before it and channels-last memory: the same
+    probabilities (to float rounding; tested) for less work per call, since the app asks for a verdict on every
+    reconstruction. Only for eval mode: a folded model cannot be trained."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    layers, out = list(model.eval().features), []
+    while layers:
+        layer = layers.pop(0)
+        if isinstance(layer, nn.Conv2d) and layers and isinstance(layers[0], nn.BatchNorm2d):
+            layer = fuse_conv_bn_eval(layer, layers.pop(0))
+        out.append(layer)
+    model.features = nn.Sequential(*out)
+    return model.to(memory_format=torch.channels_last)
+
+
 def classifier_for(dataset: str, device: Union[str, torch.device] = "cpu") -> Optional[Classifier]:
     """"mnist" | "fashion-mnist" -> the bundled classifier on `device`, loaded once and shared; None for other datasets."""
     if dataset not in CLASSIFIER_DATASETS or not (CLASSIFIERS_DIR / dataset).is_dir():
@@ -122,7 +138,7 @@ def classifier_for(dataset: str, device: Union[str, torch.device] = "cpu") -> Op
     key = (dataset, str(torch.device(device)))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = load_classifier(CLASSIFIERS_DIR / dataset).to(device)
+            _cache[key] = for_inference(load_classifier(CLASSIFIERS_DIR / dataset)).to(device)
         return _cache[key]
 
 

@@ -1,0 +1,67 @@
+"""The Every digit tab: a conditional VAE writes your digit as 0 to 9 in your own hand (/analogy)."""
+
+import gradio as gr
+
+from vae_demo import texts
+from vae_demo.service import DemoService
+
+from .common import M, PRIVATE, Tab, example_rows, has_strokes, memo, sketchpad, user_errors
+
+AUTO = "read by the classifier"
+
+
+def build(service: DemoService, model: gr.Dropdown) -> Tab:
+    names = service.conditional_models()
+    first = names[0] if names else None
+
+    @user_errors
+    def analogy(image, model: str = first or "mnist-cvae"):
+        return service.analogy(image, model)
+
+    @user_errors
+    def write(image, m, label):
+        row, info = service.analogy_with_label(image, m, None if label in (None, AUTO) else label)
+        how = "as the classifier reads it" if info["label_from"] == "classifier" else "as you said"
+        return row, f"Encoded as a **{info['label']}** ({how}), then decoded with each label 0 … 9: same z, same hand."
+
+    def from_upload(image, m, label):
+        return write(image, m, label) if image is not None else [gr.skip()] * 2
+
+    def from_sketch(sketch, m, label):
+        return write(sketch, m, label) if has_strokes(sketch) else [gr.skip()] * 2
+
+    with gr.Tab("Every digit", id="analogy", visible=bool(names)) as tab:
+        gr.Markdown(texts.ANALOGY)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                cmodel = gr.Dropdown(choices=names, value=first, label="Conditional model", interactive=True)
+                with gr.Tabs():
+                    with gr.Tab("Upload"):
+                        image = gr.Image(label="Your digit", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
+                                         format="png", elem_classes="upscale")
+                        examples = gr.Dataset(components=[image], samples=example_rows(service, first) if first else [],
+                                              label="Examples", samples_per_page=12)
+                    with gr.Tab("Draw"):
+                        sketch = sketchpad("Draw a digit: it is written as every digit after each stroke", elem_id="analogy-sketch")
+                label = gr.Dropdown(choices=[AUTO] + [str(i) for i in range(10)], value=AUTO, label="Its label")
+                button = gr.Button("Write it as every digit", variant="primary")
+            with gr.Column(scale=3):
+                row = gr.Image(label="Your z, decoded with the labels 0 to 9", format="png", interactive=False,
+                               elem_classes="pixelated", elem_id="analogy-row")
+                caption = gr.Markdown()
+    button.click(analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **M)
+    image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
+    label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
+    examples.click(lambda r: r[0], examples, image, **PRIVATE).then(write, [image, cmodel, label], [row, caption],
+                                                                    preprocess=False, **PRIVATE, **M)
+    sketch.input(from_sketch, [sketch, cmodel, label], [row, caption], trigger_mode="always_last", show_progress="hidden",
+                 **PRIVATE, **M)
+
+    @memo
+    def refresh(_m):  # the tab's own model, whatever the page's: the same result for every model
+        if not first or not service.examples(first):
+            return [gr.skip()] * 3
+        ex = service.examples(first)[0]
+        return [ex, *write(ex, first, AUTO)]
+
+    return Tab(outputs=[image, row, caption], refresh=refresh)

@@ -167,3 +167,21 @@ def test_reconstruct_takes_what_the_sketchpad_sends_and_refuses_a_malformed_dict
         client.predict(sketch={"background": None, "layers": "not a list", "composite": None}, api_name="/reconstruct_sketch")
     # still serving
     assert client.predict(n=1, seed=0, temperature=1.0, api_name="/sample")
+
+
+def test_a_remembered_refresh_gives_every_visitor_its_own_update_dicts():
+    import gradio as gr
+
+    from ui.common import memo
+
+    calls = []
+
+    @memo
+    def refresh(m):
+        calls.append(m)
+        return [gr.update(value="picture", label="the map"), "plain"]
+
+    first = refresh("mnist")
+    first[0].pop("value")  # what Gradio does to an update as it sends it to the first visitor
+    second = refresh("mnist")
+    assert second[0]["value"] == "picture" and second[1] == "plain" and calls == ["mnist"]

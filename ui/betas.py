@@ -28,7 +28,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             with gr.Column(scale=1, min_width=240):
                 with gr.Tabs():
                     with gr.Tab("Upload"):
-                        image = gr.Image(label="An image", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
+                        image = gr.Image(label="Image to compare", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
                                          format="png", elem_classes="upscale")
                         examples = gr.Dataset(components=[image], samples=example_rows(service, first) if first else [],
                                               label="Examples", samples_per_page=12)

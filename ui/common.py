@@ -129,13 +129,16 @@ def memo(fn: Callable[[str], list]) -> Callable[[str], list]:
     """Remember a refresh per model: every visitor's page opens on the same example, computed once."""
     cache, lock = {}, threading.Lock()
 
+    def fresh(values: list) -> list:  # Gradio pops keys from an update dict as it sends it: each visitor gets copies
+        return [dict(v) if isinstance(v, dict) else v for v in values]
+
     @functools.wraps(fn)
     def wrapper(model):
         with lock:
             if model in cache:
-                return cache[model]
+                return fresh(cache[model])
         value = fn(model)
         with lock:
-            return cache.setdefault(model, value)
+            return fresh(cache.setdefault(model, value))
 
     return wrapper

@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, example_rows, has_strokes, memo, sketchpad, user_errors
+from .common import M, PRIVATE, Tab, has_strokes, memo, upload_or_draw, user_errors
 
 AUTO = "read by the classifier"
 
@@ -35,14 +35,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 cmodel = gr.Dropdown(choices=names, value=first, label="Conditional model", interactive=True)
-                with gr.Tabs():
-                    with gr.Tab("Upload"):
-                        image = gr.Image(label="Your digit", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
-                                         format="png", elem_classes="upscale")
-                        examples = gr.Dataset(components=[image], samples=example_rows(service, first) if first else [],
-                                              label="Examples", samples_per_page=12)
-                    with gr.Tab("Draw"):
-                        sketch = sketchpad("Draw a digit: it is written as every digit after each stroke", elem_id="analogy-sketch")
+                image, examples, sketch = upload_or_draw(service, first, "Your digit",
+                                                         "Draw a digit: it is written as every digit after each stroke",
+                                                         "analogy-sketch")
                 label = gr.Dropdown(choices=[AUTO] + [str(i) for i in range(10)], value=AUTO, label="Its label")
                 button = gr.Button("Write it as every digit", variant="primary")
             with gr.Column(scale=3):

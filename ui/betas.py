@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, example_rows, has_strokes, memo, sketchpad, user_errors
+from .common import M, PRIVATE, Tab, has_strokes, memo, upload_or_draw, user_errors
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -26,14 +26,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         gr.Markdown(texts.BETAS)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                with gr.Tabs():
-                    with gr.Tab("Upload"):
-                        image = gr.Image(label="Image to compare", type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
-                                         format="png", elem_classes="upscale")
-                        examples = gr.Dataset(components=[image], samples=example_rows(service, first) if first else [],
-                                              label="Examples", samples_per_page=12)
-                    with gr.Tab("Draw"):
-                        sketch = sketchpad("Draw a digit", elem_id="betas-sketch")
+                image, examples, sketch = upload_or_draw(service, first, "Image to compare", "Draw a digit", "betas-sketch")
                 seed = gr.Number(value=0, precision=0, label="Seed of the samples")
                 button = gr.Button("Compare", variant="primary")
             with gr.Column(scale=2):

@@ -111,6 +111,20 @@ def sketchpad(label: str, **kw) -> gr.Sketchpad:
     return pad
 
 
+def upload_or_draw(service: DemoService, model, image_label: str, sketch_label: str, sketch_id: str) -> tuple:
+    """Two small tabs, "Upload" (an image box and the model's examples) and "Draw" (a sketchpad), for a tab that runs
+    its own model on one image -> (image, examples, sketch)"""
+    with gr.Tabs():
+        with gr.Tab("Upload"):
+            image = gr.Image(label=image_label, type="filepath", sources=["upload", "clipboard", "webcam"], height=180,
+                             format="png", elem_classes="upscale")
+            examples = gr.Dataset(components=[image], samples=example_rows(service, model) if model else [],
+                                  label="Examples", samples_per_page=12)
+        with gr.Tab("Draw"):
+            sketch = sketchpad(sketch_label, elem_id=sketch_id)
+    return image, examples, sketch
+
+
 def has_strokes(value) -> bool:
     """Does a sketchpad value hold a drawing? The pad reports its blank page when the page opens and after the bin
     (no layer drawn on, no composite); an API client may send a composite alone."""

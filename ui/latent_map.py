@@ -43,9 +43,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             with gr.Column(scale=3):
                 img = gr.Image(label="Test-set means, PCA of μ (click to decode a point)", format="png",
                                interactive=False, elem_id="map-image")
-            with gr.Column(scale=2, min_width=240, visible=service.manifold(first) is not None) as manifold_col:
+            first_manifold = service.manifold(first)
+            with gr.Column(scale=2, min_width=240, visible=first_manifold is not None) as manifold_col:
                 manifold = gr.Image(label="The manifold: decode(z) over the prior's quantiles 5 % … 95 % (z0 →, z1 ↑)",
-                                    format="png", interactive=False, value=service.manifold(first), elem_id="manifold")
+                                    format="png", interactive=False, value=first_manifold, elem_id="manifold")
             with gr.Column(scale=2, min_width=240):
                 out = gr.Image(label="decode(point)", format="png", interactive=False, height=220, elem_classes="pixelated")
                 u = gr.Slider(-3, 3, value=0, step=0.01, label="PC 1")

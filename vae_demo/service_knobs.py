@@ -8,6 +8,7 @@ from PIL import Image
 
 from . import betas, edits
 from .charts import labelled_grid, rate_distortion_chart
+from .directions import edit_latent
 from .images import display_scale, grid, image_arg, to_pil
 from .inference import InputError
 
@@ -21,12 +22,11 @@ class KnobsMixin:
     def knob_offset(self, model: Optional[str], z: list, amounts: list) -> list:
         """z (latent_dim floats) + each named knob's amount (standard deviations along it) -> the moved z"""
         vae = self.registry.get(model)
-        out = list(z)
+        out = torch.tensor([z], dtype=torch.float32)
         for d, a in zip(edits.directions_of(vae), amounts):
             if a:
-                a = edits.check_amount(a)
-                out = [v + a * d.step * float(u) for v, u in zip(out, d.vector)]
-        return out
+                out = edit_latent(out, d, edits.check_amount(a))
+        return out[0].tolist()
 
     def edit(self, image, model: Optional[str] = None, attribute: str = "", amount=2.0, frame: bool = True) -> tuple:
         """image, a named attribute, an amount in standard deviations -> (the edited image, what was measured before

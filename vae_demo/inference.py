@@ -184,11 +184,6 @@ def condition(vae, x: torch.Tensor, label=None):
     return y[0] if len(x) == 1 else y
 
 
-def encode(vae, x: torch.Tensor, y=None) -> tuple:
-    """vae.encode, with the label only for a conditional model (photo autoencoders take the image alone)"""
-    return vae.encode(x) if y is None else vae.encode(x, y)
-
-
 def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
     """What the dataset's bundled classifier reads in the input and in its reconstruction (empty if it has none):
     input_class / reconstruction_class (class names) and their confidences (softmax probabilities)."""
@@ -270,7 +265,7 @@ def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps
     xa = image_tensor(vae, image_a, frame=frame)
     xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None, frame=frame)  # photos: B cropped to A's size
     ya, yb = condition(vae, xa), condition(vae, xb)
-    mu_a, mu_b = encode(vae, xa, ya)[0][0], encode(vae, xb, yb)[0][0]
+    mu_a, mu_b = vae.encode(xa, ya)[0][0], vae.encode(xb, yb)[0][0]
     if ya is not None:  # a conditional model: the path runs through z and the label's one-hot together (A's digit to B's)
         mu_a, mu_b = vae.with_label(mu_a[None], ya)[0], vae.with_label(mu_b[None], yb)[0]
     shape = mu_a.shape  # (D,) or (C, h, w): paths are taken in the flattened space
@@ -291,7 +286,7 @@ def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int =
 def encode_mean(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
     """An image -> (mu, logvar) as lists of latent_dim floats."""
     x = image_tensor(vae, image, frame=frame)
-    mu, logvar = encode(vae, x, condition(vae, x))
+    mu, logvar = vae.encode(x, condition(vae, x))
     return mu[0].tolist(), logvar[0].tolist()
 
 

@@ -204,8 +204,9 @@ class PhotoVAE(nn.Module):
         """Any image -> (1, 3, H, W) in [0, 1] on the model's device; see prepare_photo for H, W."""
         return prepare_photo(image, self.config.max_size, self.config.downscale, size).to(self.device)
 
-    def encode(self, x: torch.Tensor) -> tuple:
-        """(B, 3, H, W) in [0, 1] -> (B, C, H/d, W/d) mean and log-variance of q(z|x), float32, in the prior's space"""
+    def encode(self, x: torch.Tensor, y=None) -> tuple:
+        """(B, 3, H, W) in [0, 1] -> (B, C, H/d, W/d) mean and log-variance of q(z|x), float32, in the prior's space;
+        `y`, a conditional model's label, is always None here (the same call as VAE.encode's)"""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"encode takes (B, 3, H, W) images; got shape {tuple(x.shape)}.")
         self.latent_shape(*x.shape[2:])

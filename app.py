@@ -20,6 +20,10 @@ from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
 from vae_demo.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
+# Gradio's queue recomputes its monitoring summary (a pandas frame of up to 10,000 past events, then percentiles)
+# after every event, by default: 10 % of the server's CPU under 16 clients here (docs/PERFORMANCE.md). Every 100
+# events is fresh enough for /monitoring/summary. Read when the queue is made; an environment setting wins.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, api_tab)  # in the page's order
 CSS = """

@@ -44,10 +44,30 @@ def test_after_an_event_writes_values_both_sessions_agree(demo):
         s._update_value_in_config(image._id, {"path": "x.png"})
         s[slider._id] = type(slider)(minimum=-5, maximum=5, value=1.5, render=False)  # a prop update
         s._update_value_in_config(slider._id, 1.5)
-    assert len(lazy.config_values) == 2
+    assert len(lazy.config_values) == 1  # the slider's prop update built its entry; the image's value waits
     assert list(lazy.components) == list(eager.components)
     values = {c["id"]: c["props"].get("value") for c in lazy.components if "props" in c}
     assert values[image._id] == {"path": "x.png"} and values[slider._id] == 1.5
+
+
+def test_values_written_for_many_inputs_build_nothing_until_a_deep_link_and_then_agree(demo):
+    """/slider_update has 43 inputs: each value written must not build its entry, and the last write must win
+    over an entry Gradio rebuilds from its block (_update_config), in either order."""
+    lazy, eager = gradio_sessions.LazySessionState(demo), Eager(demo)
+    sliders = [b for b in demo.blocks.values() if type(b).__name__ == "Slider"][:40]
+    image = next(b for b in demo.blocks.values() if type(b).__name__ == "Image")
+    for s in (lazy, eager):
+        for i, b in enumerate(sliders):
+            s._update_value_in_config(b._id, i / 10)
+        s._update_value_in_config(image._id, {"path": "before.png"})
+        s._update_config(image._id)  # rebuilt from the block: the value written before is gone
+        s._update_value_in_config(sliders[0]._id, 3.5)  # a second write to the same input
+    assert list(lazy.config_values) == [image._id]
+    assert list(lazy.components) == list(eager.components)
+    values = {c["id"]: c["props"].get("value") for c in lazy.components if "props" in c}
+    assert values[sliders[0]._id] == 3.5 and values[sliders[5]._id] == 0.5 and values[image._id] != {"path": "before.png"}
+    lazy._update_value_in_config(image._id, {"path": "after.png"})  # the table is built now: written straight in
+    assert next(c for c in lazy.components if c["id"] == image._id)["props"]["value"] == {"path": "after.png"}
 
 
 def test_an_unknown_gradio_layout_is_left_alone(monkeypatch):

@@ -11,7 +11,7 @@ from gradio.components.image_editor import EditorData
 from gradio.data_classes import GradioModel
 from PIL import Image
 
-from vae_demo.device import gpu_decorator
+from vae_demo.device import gpu_decorator, request_threads
 from vae_demo.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")
@@ -31,13 +31,15 @@ class Tab:
 
 def user_errors(fn):
     """Turn the package's readable errors into gr.Error (shown in the page and returned by the API).
-    Every handler that runs a model goes through here, so this is also where ZeroGPU's decorator is applied."""
+    Every handler that runs a model goes through here, so this is also where ZeroGPU's decorator is applied and
+    where a request's CPU threads are set (vae_demo/device.py: request_threads)."""
     fn = GPU(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with request_threads():  # one torch thread per request, a share of the cores for a large batch
+                return fn(*args, **kwargs)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         except gr.Error:

@@ -1,4 +1,7 @@
-"""Choose the torch device once, at the entry point."""
+"""Choose the torch device once, at the entry point; and how many CPU threads a request's forwards use."""
+
+import contextlib
+import threading
 
 import torch
 
@@ -34,3 +37,48 @@ def gpu_decorator(**kwargs):
     except ImportError:
         return lambda fn: fn
     return spaces.GPU(**kwargs) if kwargs else spaces.GPU
+
+
+# --- CPU threads per request --------------------------------------------------------------------------------------
+# torch runs each forward on an OpenMP team of `torch.get_num_threads()` threads, and that setting belongs to the
+# calling thread (it is an OpenMP per-thread setting; tests/test_device.py checks it on the torch installed). The
+# server runs up to two requests at once, each in its own worker thread, beside its event loop, on a machine that
+# may have only two cores: two teams of two threads then fight for two cores. Measured (docs/PERFORMANCE.md): an
+# encode or decode of one image takes 0.36 ms on one thread against 0.69 ms on two, even alone; a decode of 64
+# takes 19 ms on two against 28 ms on one when nothing else runs.
+_CORES = max(1, torch.get_num_threads())  # torch's default for this machine, read once on the importing thread
+_running = 0  # requests inside request_threads() now
+_running_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def request_threads():
+    """Around one request's model work (the app's handlers): one intra-op thread for this thread's small forwards,
+    and a count of the requests running, which `batch_threads` shares the cores by. Restores the thread's setting."""
+    global _running
+    with _running_lock:
+        _running += 1
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+        with _running_lock:
+            _running -= 1
+
+
+@contextlib.contextmanager
+def batch_threads(batch: int, min_batch: int = 32):
+    """Around the forward of a batch of `batch` images: inside a request, the cores shared among the requests
+    running now (all of them for a request alone) when the batch is large enough to gain from them; outside a
+    request (the CLI, the tests) torch's own setting. Restores the thread's setting."""
+    if not _running or batch < min_batch:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, _CORES // _running))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

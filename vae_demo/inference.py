@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from .classifier import classifier_for
+from .device import batch_threads
 from .framing import SceneError, frame as frame_like_training
 from .images import ImageInput, prepare
 from .knowledge import knowledge
@@ -391,4 +392,5 @@ def traverse(vae: VAE, z: Sequence, dims: Optional[Sequence[int]] = None, n_valu
     z_all = base.repeat(len(dims) * n_values, 1)
     for row, dim in enumerate(dims):
         z_all[row * n_values : (row + 1) * n_values, dim] = values
-    return vae.decode(z_all)
+    with batch_threads(len(z_all)):
+        return vae.decode(z_all)

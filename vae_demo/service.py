@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from . import inference, texts
+from .device import batch_threads
 from .charts import labelled_grid, latent_map, posterior_chart
 from .images import ImageError, contact_sheet, display_scale, grid, heatmap, image_arg, save_gif, sketch_image, to_pil  # noqa: F401
 from .inference import InputError
@@ -201,7 +202,7 @@ class DemoService(KnobsMixin):
         """-> (n PIL images, their n latent vectors as lists: /decode of one gives that sample back)"""
         vae = self.registry.get(model)
         z = inference.prior_latents(vae, n, seed, temperature)
-        with torch.inference_mode():
+        with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z.to(vae.device))
         s = max(1, display_scale(vae.config.image_size) // 2)
         return [to_pil(t, s) for t in x], z.tolist()
@@ -217,7 +218,7 @@ class DemoService(KnobsMixin):
         vae = self.registry.get(model)
         z = inference.interpolation_path(vae, image_arg(image_a, self.upload_roots), image_arg(image_b, self.upload_roots), steps,
                                          method, frame=bool(frame))
-        with torch.inference_mode():
+        with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z)
         s = display_scale(vae.config.image_size)
         frames = [to_pil(t, s) for t in x]

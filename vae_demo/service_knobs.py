@@ -8,6 +8,7 @@ from PIL import Image
 
 from . import betas, edits
 from .charts import labelled_grid, rate_distortion_chart
+from .device import batch_threads
 from .directions import edit_latent
 from .images import display_scale, grid, image_arg, to_pil
 from .inference import InputError
@@ -70,7 +71,7 @@ class KnobsMixin:
             return None
         q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
         z1, z0 = torch.meshgrid(q.flip(0), q, indexing="ij")
-        with torch.inference_mode():
+        with torch.inference_mode(), batch_threads(n * n):
             x = vae.decode(torch.stack([z0.flatten(), z1.flatten()], 1).to(vae.device))
         return grid(x, nrow=n, padding=0, scale=2)
 

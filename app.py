@@ -14,7 +14,7 @@ from ui import analogy, api_tab, betas, channels, interpolate, latent_map, recon
 from ui.common import M, PRIVATE, user_errors
 from ui import gradio_sessions
 from vae_demo import texts
-from vae_demo.device import DEVICE_CHOICES, pick_device
+from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
 from vae_demo.images import MAX_UPLOAD_BYTES
 from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
 from vae_demo.service import DemoService
@@ -95,6 +95,7 @@ def default_models() -> list:
 
 
 def create_demo(models=None, device: str = "auto") -> gr.Blocks:
+    reuse_freed_memory()  # a forward's fresh tensors from the heap, not from the kernel page by page (vae_demo/device.py)
     # Images are read only from Gradio's upload folder and the bundled examples, whatever path a client sends.
     roots = [get_upload_folder(), CHECKPOINTS_DIR]
     return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots))

@@ -24,9 +24,10 @@ def model_phase(app_dir: Path, models: list, device: str, ex: list, iters: int, 
     from PIL import Image
 
     from vae_demo import inference
-    from vae_demo.device import pick_device
+    from vae_demo.device import pick_device, reuse_freed_memory
     from vae_demo.service import DemoService
 
+    reuse_freed_memory()  # as app.py does: the figures are the app's
     dev = pick_device(device)
     svc = DemoService.from_sources(models, dev)
     svc.gif_dir = tmp / "gifs"

@@ -2,6 +2,7 @@
 
 import json
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,17 @@ def test_a_remembered_refresh_gives_every_visitor_its_own_update_dicts():
     first[0].pop("value")  # what Gradio does to an update as it sends it to the first visitor
     second = refresh("mnist")
     assert second[0]["value"] == "picture" and second[1] == "plain" and calls == ["mnist"]
+
+
+def test_png_file_writes_the_same_pixels_where_gradio_finds_its_own_copy():
+    from gradio import processing_utils
+    from gradio.utils import get_upload_folder
+
+    from ui.common import png_file
+
+    img = Image.fromarray((np.arange(300 * 200) % 251).astype(np.uint8).reshape(200, 300), "L")
+    path = png_file(img)
+    assert Path(path).parent.parent == Path(get_upload_folder()) and png_file(img) == path
+    with Image.open(path) as back:
+        assert back.mode == "L" and np.array_equal(np.asarray(back), np.asarray(img))
+    assert processing_utils.save_file_to_cache(path, get_upload_folder()) == path  # Gradio's postprocess: no second copy

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_demo.images import MAX_PIXELS, ImageError, grid, heatmap, open_image, prepare, save_gif, to_pil
+from vae_demo.images import MAX_PIXELS, ImageError, contact_sheet, grid, heatmap, open_image, prepare, save_gif, tile_sheet, to_pil
 
 
 def png_bytes(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -156,3 +156,21 @@ def test_prepare_pads_to_a_square_as_before():
     canvas[8:28, :] = wide / 255.0
     expected = torch.nn.functional.interpolate(torch.from_numpy(canvas)[None, None], size=(28, 28), mode="area")[0, 0]
     assert torch.allclose(x, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,nrow", [((10, 1, 28, 28), 8), ((3, 1, 28, 28), 8), ((64, 1, 28, 28), 8), ((5, 3, 32, 32), 4),
+                                        ((9, 1, 64, 64), 8)])
+def test_tile_sheet_is_the_contact_sheet_of_the_enlarged_tiles_pixel_for_pixel(shape, nrow):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    s = max(1, 112 // shape[-1])
+    fast, slow = tile_sheet(x, nrow=nrow), contact_sheet([to_pil(t, s) for t in x], nrow=nrow)
+    assert fast.mode == slow.mode and fast.size == slow.size
+    assert np.array_equal(np.asarray(fast), np.asarray(slow))
+    other = tile_sheet(x.flip(0), nrow=nrow)
+    assert not np.array_equal(np.asarray(other), np.asarray(slow))  # the order of the tiles shows
+
+
+def test_tile_sheet_shrinks_images_larger_than_a_cell_like_contact_sheet():
+    x = torch.rand(3, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    fast, slow = tile_sheet(x, nrow=8), contact_sheet([to_pil(t) for t in x], nrow=8)
+    assert fast.size == slow.size == (3 * (86 + 4) + 4, 86 + 8) and np.array_equal(np.asarray(fast), np.asarray(slow))

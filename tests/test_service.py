@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,14 @@ def test_the_dsprites_summary_names_its_objective_not_a_bare_beta():
     service = DemoService.from_sources(["dsprites"], torch.device("cpu"))
     c, card = service.registry.get().config, service.model_card()
     assert c.objective == "factor-vae" and f"FactorVAE, γ = {c.beta:g}" in card and f"β = {c.beta:g}" not in card
+
+
+def test_a_kept_gif_outlives_the_pruning_of_old_ones(service, examples, monkeypatch):
+    """The page's first interpolation is remembered for every visitor: its GIF must not be pruned later."""
+    import vae_demo.service as service_module
+
+    monkeypatch.setattr(service_module, "GIF_KEEP", 3)
+    _, kept, _ = service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4, keep=True)
+    paths = [service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1] for _ in range(6)]
+    assert Path(kept).exists()
+    assert not Path(paths[0]).exists() and Path(paths[-1]).exists()  # the others are still pruned

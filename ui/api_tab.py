@@ -4,7 +4,7 @@ import gradio as gr
 
 from vae_demo.service import DemoService
 
-from .common import M, Tab, user_errors
+from .common import M, Tab, png_file, user_errors
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -16,7 +16,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def traverse(z: str = "", model: str = first, n_dims: int = 8):
-        return service.traverse(z, model, n_dims)
+        return png_file(service.traverse(z, model, n_dims))
 
     @user_errors
     def models():

@@ -1,14 +1,19 @@
-"""What every tab shares: the error wrapper, the concurrency group, the example lists and the sketchpad."""
+"""What every tab shares: the error wrapper, the concurrency group, the example lists, the sketchpad, fast PNGs."""
 
 import functools
+import io
 import logging
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import gradio as gr
 from gradio.components.image_editor import EditorData
+from gradio import processing_utils
 from gradio.data_classes import GradioModel
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
@@ -49,6 +54,24 @@ def user_errors(fn):
             raise gr.Error("Something went wrong on the server while doing this; the error was logged.") from None
 
     return wrapper
+
+
+def png_file(img: Image.Image) -> str:
+    """A large output image (a sheet of samples or frames) -> the path of its PNG in Gradio's cache, written where
+    Gradio's own save would put it (a folder named by the hash of the bytes), but with zlib level 1, not PIL's 6:
+    4.5 ms against 8.4 ms for a sheet of 64 MNIST samples, 37 KB against 32 KB. Gradio then finds its copy already
+    there. For an event's answer only: a path kept for later (a memoised refresh) could outlive Gradio's cache."""
+    buf = io.BytesIO()
+    img.save(buf, "png", compress_level=1)
+    data = buf.getvalue()
+    folder = Path(get_upload_folder()) / processing_utils.hash_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "image.png"
+    if not path.exists():
+        staging = folder / f".image-{threading.get_ident()}.png"
+        staging.write_bytes(data)
+        os.replace(staging, path)  # a concurrent call for the same sheet never sees half a file
+    return str(path)
 
 
 def caps(service: DemoService, model) -> frozenset:

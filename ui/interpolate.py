@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, drawable, has_strokes, memo, pair_rows, sketchpad, user_errors
+from .common import M, PRIVATE, Tab, drawable, has_strokes, memo, pair_rows, png_file, sketchpad, user_errors
 
 DEFAULT_STEPS, DEFAULT_METHOD = 10, "lerp"
 
@@ -15,7 +15,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def interpolate(image_a, image_b, model: str = first, steps: int = 8, method: str = "lerp"):
-        return service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF, their z
+        sheet, gif, z = service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF, z
+        return png_file(sheet), gif, z
 
     def when_both(a, b, model, steps, method):  # one side given so far: wait for the other
         return interpolate(a, b, model, steps, method) if a is not None and b is not None else [gr.skip()] * 3
@@ -62,6 +63,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         rows, draw = gr.Dataset(samples=pairs), gr.update(visible=drawable(service, m))
         if not pairs:
             return [rows, None, None, None, None, None, draw]
-        return [rows, *pairs[0], *interpolate(*pairs[0], m, DEFAULT_STEPS, DEFAULT_METHOD), draw]
+        # the page's first pair: the PIL sheet (a path could outlive Gradio's cache) and a GIF kept for good
+        return [rows, *pairs[0], *service.interpolate_sheet(*pairs[0], m, DEFAULT_STEPS, DEFAULT_METHOD, keep=True), draw]
 
     return Tab(outputs=[examples, a, b, frames, anim, latents, draw_box], refresh=refresh)

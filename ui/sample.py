@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, caps, memo, user_errors
+from .common import M, PRIVATE, Tab, caps, memo, png_file, user_errors
 
 DEFAULT_N, DEFAULT_SEED, DEFAULT_T = 32, 0, 1.0
 
@@ -15,7 +15,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def sample(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
-        return service.sample_sheet(model, n, seed, temperature)  # one image of n samples (one file, not n) and their z
+        sheet, z = service.sample_sheet(model, n, seed, temperature)  # one image of n samples (one file, not n), their z
+        return png_file(sheet), z
 
     with gr.Tab("Sample", id="sample", visible="sample" in caps(service, first)) as tab:
         gr.Markdown(texts.SAMPLE)
@@ -38,6 +39,6 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     @memo
     def refresh(m):
         c = caps(service, m)
-        return [gr.update(visible="sample" in c), *(sample(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else (None, None))]
+        return [gr.update(visible="sample" in c), *(service.sample_sheet(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else (None, None))]
 
     return Tab(outputs=[tab, grid, latents], refresh=refresh)

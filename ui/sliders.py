@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, caps, drawable, example_rows, has_strokes, memo, sketchpad, user_errors
+from .common import M, PRIVATE, Tab, caps, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
 
 MAX_SLIDERS = 64
 MAX_KNOBS = 10  # named directions (vae_demo/directions.py): mnist has 4, fashion-mnist one per class
@@ -63,7 +63,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def traverse_current(m, base, *values):
-        return service.traverse(moved_z(m, base, values), m)
+        return png_file(service.traverse(moved_z(m, base, values), m))
 
     @user_errors
     def edit(image, model: str = first, attribute: str = "thickness", amount: float = 2.0):

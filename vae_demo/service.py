@@ -17,7 +17,7 @@ from PIL import Image
 from . import inference, texts
 from .device import batch_threads
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, contact_sheet, display_scale, grid, heatmap, image_arg, save_gif, sketch_image, to_pil  # noqa: F401
+from .images import ImageError, contact_sheet, display_scale, grid, heatmap, image_arg, save_gif, sketch_image, tile_sheet, to_pil  # noqa: F401
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
@@ -200,12 +200,16 @@ class DemoService(KnobsMixin):
 
     def sample_with_latents(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> tuple:
         """-> (n PIL images, their n latent vectors as lists: /decode of one gives that sample back)"""
+        vae, x, z = self._samples(model, n, seed, temperature)
+        s = max(1, display_scale(vae.config.image_size) // 2)
+        return [to_pil(t, s) for t in x], z.tolist()
+
+    def _samples(self, model, n, seed, temperature) -> tuple:
         vae = self.registry.get(model)
         z = inference.prior_latents(vae, n, seed, temperature)
         with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z.to(vae.device))
-        s = max(1, display_scale(vae.config.image_size) // 2)
-        return [to_pil(t, s) for t in x], z.tolist()
+        return vae, x, z
 
     def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (frames as PIL list, path of a looping GIF of the frames)"""
@@ -213,6 +217,12 @@ class DemoService(KnobsMixin):
 
     def interpolate_with_latents(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (frames as PIL list, path of a looping GIF of the frames, the frames' latents as lists)"""
+        vae, x, z = self._frames(image_a, image_b, model, steps, method, frame)
+        s = display_scale(vae.config.image_size)
+        frames = [to_pil(t, s) for t in x]
+        return frames, self._write_gif(frames), z.cpu().tolist()
+
+    def _frames(self, image_a, image_b, model, steps, method, frame) -> tuple:
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
@@ -220,9 +230,7 @@ class DemoService(KnobsMixin):
                                          method, frame=bool(frame))
         with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z)
-        s = display_scale(vae.config.image_size)
-        frames = [to_pil(t, s) for t in x]
-        return frames, self._write_gif(frames), z.cpu().tolist()
+        return vae, x, z
 
     def encode(self, image, model: Optional[str] = None, frame: bool = True) -> list:
         vae = self.registry.get(model)
@@ -238,13 +246,16 @@ class DemoService(KnobsMixin):
 
     def sample_sheet(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> tuple:
         """-> (the n samples as one image, `nrow` per row; their latents, one list each, in the sheet's order)"""
-        images, z = self.sample_with_latents(model, n, seed, temperature)
-        return contact_sheet(images, nrow=nrow), z
+        _, x, z = self._samples(model, n, seed, temperature)
+        return tile_sheet(x, nrow=nrow), z.tolist()
 
-    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
-        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames; the frames' latents)"""
-        frames, gif, z = self.interpolate_with_latents(image_a, image_b, model, steps, method, frame)
-        return contact_sheet(frames, nrow=8), gif, z
+    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True,
+                          keep: bool = False):
+        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames; the frames' latents).
+        `keep`: a GIF that is never pruned (the page's first pair, remembered for every visitor)."""
+        vae, x, z = self._frames(image_a, image_b, model, steps, method, frame)
+        frames = [to_pil(t, display_scale(vae.config.image_size)) for t in x]  # the GIF is full size
+        return tile_sheet(x, nrow=8), self._write_gif(frames, keep), z.cpu().tolist()
 
     # --- sliders ------------------------------------------------------------------------
     def slider_order(self, model: Optional[str] = None) -> list:
@@ -342,12 +353,15 @@ class DemoService(KnobsMixin):
         return self.decode(self.current_z(model, base_z, values), model)
 
     # --- files --------------------------------------------------------------------------
-    def _write_gif(self, frames: list) -> str:
+    def _write_gif(self, frames: list, keep: bool = False) -> str:
+        """-> the path of a new GIF of the frames; the oldest beyond GIF_KEEP are deleted, except those kept"""
         with self._gif_lock:
             old = sorted(self.gif_dir.glob("*.gif"), key=lambda p: p.stat().st_mtime)
             for p in old[: max(0, len(old) - GIF_KEEP + 1)]:
                 p.unlink(missing_ok=True)
-            path = self.gif_dir / f"interpolation-{time.time_ns()}.gif"
+            folder = self.gif_dir / "kept" if keep else self.gif_dir
+            folder.mkdir(exist_ok=True)
+            path = folder / f"interpolation-{time.time_ns()}.gif"
         save_gif(frames, path)
         return str(path)
 

@@ -200,3 +200,25 @@ def test_png_file_writes_the_same_pixels_where_gradio_finds_its_own_copy():
     with Image.open(path) as back:
         assert back.mode == "L" and np.array_equal(np.asarray(back), np.asarray(img))
     assert processing_utils.save_file_to_cache(path, get_upload_folder()) == path  # Gradio's postprocess: no second copy
+
+
+def test_slider_update_decodes_the_sliders_and_refuses_values_outside_them(client):
+    """/slider_update (undocumented: model, then one value per slider and knob; the base z is the page's State)
+    is not preprocessed by Gradio: its own check must give the sentences."""
+    import ui.sliders as sliders
+
+    import urllib.request
+
+    with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/info?all_endpoints=true", timeout=30) as r:
+        params = json.loads(r.read())["named_endpoints"]["/slider_update"]["parameters"]
+    values = [0.0] * (len(params) - 1)
+    assert len(values) == 32 + sliders.MAX_KNOBS
+    still = pixels(client.predict("mnist", *values, api_name="/slider_update"))
+    moved = pixels(client.predict("mnist", 3.0, *values[1:], api_name="/slider_update"))
+    assert mse(still, moved) > 10  # the top dimension moves the image
+    assert pixels(client.predict("mnist", *values, api_name="/slider_update")) == still
+    with pytest.raises(Exception, match="outside its range, -4 to 4"):
+        client.predict("mnist", 9.0, *values[1:], api_name="/slider_update")
+    with pytest.raises(Exception, match="must be a number from -4 to 4"):
+        client.predict("mnist", "abc", *values[1:], api_name="/slider_update")
+    assert sliders.checked([1, None, -4.0]) == [1.0, None, -4.0]

@@ -186,3 +186,17 @@ def test_what_counts_as_a_drawing_on_the_pad():
     assert has_strokes({"background": None, "layers": [], "composite": stroke})  # an API client's composite alone
     photo = remake.remake(digit(DIGITS[5]), "photo-paper", np.random.default_rng(0))
     assert has_strokes({"background": photo, "layers": [], "composite": None})  # a picture as the background
+
+
+@pytest.mark.parametrize("framing,paths", [("mnist", DIGITS), ("fashion", CLOTHES)])
+def test_a_grey_picture_saved_as_colour_frames_as_its_grey_self(framing, paths):
+    """A black pen on white comes as RGBA, a grey scan often as RGB: framed on one channel, the same result."""
+    rng = np.random.default_rng(3)
+    for i, p in enumerate(paths[:4]):
+        grey = remake.remake(digit(p), remake.KINDS[i % len(remake.KINDS)], rng).convert("L")
+        a, b = frame(grey, framing), frame(grey.convert("RGB"), framing)
+        assert a.box == b.box and a.inverted == b.inverted
+        assert torch.allclose(a.image, b.image, atol=1e-5)
+    tinted = grey.convert("RGB")
+    tinted.putpixel((0, 0), (255, 0, 0))  # one pixel of colour: the colour path
+    assert frame(tinted, framing).image.shape == (1, 1, 28, 28)

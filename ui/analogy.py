@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, has_strokes, memo, upload_or_draw, user_errors
+from .common import M, PRIVATE, Tab, has_strokes, memo, png_file, upload_or_draw, user_errors
 
 AUTO = "read by the classifier"
 
@@ -16,7 +16,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def analogy(image, model: str = first or "mnist-cvae"):
-        return service.analogy(image, model)
+        return png_file(service.analogy(image, model))
 
     @user_errors
     def write(image, m, label):

@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, drawable, example_rows, has_strokes, memo, sketchpad, user_errors
+from .common import M, PRIVATE, Tab, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -14,7 +14,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     # --- handlers named and typed as the HTTP API documents them (gradio_client keyword arguments) ---
     @user_errors
     def reconstruct(image, model: str = first, frame: bool = True):
-        return service.reconstruct(image, model, frame)
+        image, metrics, summary = service.reconstruct(image, model, frame)
+        return png_file(image), metrics, summary
 
     @user_errors
     def explain(image, model: str = first, frame: bool = True):
@@ -106,6 +107,6 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         switch = gr.update(value=True, visible=service.registry.get(m).config.framing != "none" if drawable(service, m) else False)
         if not ex:
             return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), can_draw, switch, True, "upload"]
-        return [rows, ex[0], *reconstruct(ex[0], m), *explain(ex[0], m), can_draw, switch, True, "upload"]
+        return [rows, ex[0], *service.reconstruct(ex[0], m), *explain(ex[0], m), can_draw, switch, True, "upload"]
 
     return Tab(outputs=[examples, image, *answer, *pictures, sketch, frame, framed, source], refresh=refresh)

@@ -50,6 +50,8 @@ def frame(src: ImageInput, framing: str, image_size: int = 28) -> Framed:
         return framed
     grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # one channel is enough: 3x less work
     pixels = _work_image(to_grey_or_rgb(img, 1 if grey else 3))
+    if pixels.ndim == 3 and (pixels[..., :1] == pixels[..., 1:]).all():
+        pixels = pixels[..., 0]  # colour in name only (a black pen on white, a grey scan saved as RGB): the same ink
     scale = max(img.size) / max(pixels.shape[:2])
     arr = pixels.astype(np.float32).reshape(*pixels.shape[:2], -1) / 255.0  # (H, W, 1 or 3)
     inverted = _light_background(arr)

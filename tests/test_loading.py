@@ -132,3 +132,15 @@ def test_offline_mode_is_honoured(monkeypatch, tmp_path):
     with pytest.raises(ModelLoadError, match="offline"):
         load_vae("someone/some-vae", cache_dir=str(tmp_path))
     assert calls == []
+
+
+def test_loading_skips_random_init_but_leaves_torch_init_as_it_was(tiny_vae, tiny_folder, no_network):
+    """The model is built without random init and then loaded strictly: every weight is the file's; afterwards a
+    new layer is randomly initialised again."""
+    before = torch.nn.init.kaiming_uniform_
+    loaded = load_vae(str(tiny_folder))
+    for (name, a), b in zip(tiny_vae.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b.to(a.dtype)), name
+    assert torch.nn.init.kaiming_uniform_ is before
+    fresh = torch.nn.Linear(64, 64)
+    assert fresh.weight.abs().sum() > 0 and fresh.weight.std() > 0.01

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .loading import CHECKPOINTS_DIR
+from .loading import CHECKPOINTS_DIR, no_random_init
 
 # One folder per dataset; this folder itself holds no config.json, so bundled_models() never lists it as a VAE.
 CLASSIFIERS_DIR = CHECKPOINTS_DIR / "classifiers"
@@ -105,7 +105,8 @@ def load_classifier(folder: Union[str, Path]) -> Classifier:
     known = {f.name for f in dataclasses.fields(ClassifierConfig)}
     if not isinstance(raw, dict) or set(raw) - known:
         raise ValueError(f"{config_file} is not a classifier config (unknown keys: {sorted(set(raw) - known) if isinstance(raw, dict) else raw!r}).")
-    model = Classifier(ClassifierConfig(**raw))
+    with no_random_init():  # every weight comes from the file: load_state_dict(strict=True) below
+        model = Classifier(ClassifierConfig(**raw))
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_file), device="cpu").items()}
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -152,11 +153,32 @@ def _load_folder(folder: Path, source: str, device: torch.device = torch.device(
         raise ModelLoadError(f"{source!r} is not a model this app knows how to build: {e}") from None
     _check_size(config, n_params, source)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
+        with contextlib.redirect_stdout(io.StringIO()), no_random_init():  # the mixin prints "Loading weights from ..."
             return VAE.from_pretrained(str(folder), strict=True, map_location="cpu")
     except Exception as e:  # safetensors errors, shape mismatches, missing or renamed tensors
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         raise ModelLoadError(f"The weights of {source!r} do not match its config or are damaged: {msg}") from None
+
+
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def no_random_init():
+    """While a model is built to be loaded at once with strict=True (every parameter and buffer overwritten, or
+    the load fails): torch.nn.init's in-place initialisers do nothing (here and in classifier.load_classifier). Random init was half the time of loading
+    the nine bundled models (65 against 137 ms); transformers' `no_init_weights` does the same."""
+    init = torch.nn.init
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
+    with _INIT_LOCK:
+        saved = {n: getattr(init, n) for n in names}
+        try:
+            for n in names:
+                setattr(init, n, lambda tensor, *args, **kwargs: tensor)
+            yield
+        finally:
+            for n, fn in saved.items():
+                setattr(init, n, fn)
 
 
 def _check_size(c: VAEConfig, n_params: int, source: str) -> None:

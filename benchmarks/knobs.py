@@ -68,7 +68,7 @@ def edit_picture(svc: DemoService, root: str) -> None:
     from PIL import Image, ImageDraw
 
     from vae_demo.charts import _label_font
-    from vae_demo.images import grid
+    from vae_demo.pictures import grid
 
     vae = svc.registry.get("mnist")
     test = load_dataset("mnist", False, root)

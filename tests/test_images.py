@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_demo.images import MAX_PIXELS, ImageError, contact_sheet, grid, heatmap, open_image, prepare, save_gif, tile_sheet, to_pil
+from vae_demo.images import MAX_PIXELS, ImageError, open_image, prepare
+from vae_demo.pictures import contact_sheet, grid, heatmap, save_gif, tile_sheet, to_pil
 
 
 def png_bytes(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -109,7 +110,7 @@ def reference_grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: 
 
 @pytest.mark.parametrize("b, c, nrow, padding", [(1, 1, 8, 2), (5, 1, 8, 2), (10, 1, 3, 1), (9, 3, 9, 0), (16, 3, 4, 4)])
 def test_grid_from_make_grid_is_identical_to_the_hand_made_one(b, c, nrow, padding):
-    from vae_demo.images import grid, to_pil
+    from vae_demo.pictures import grid, to_pil
 
     t = torch.rand(b, c, 12, 10, generator=torch.Generator().manual_seed(b))
     assert grid(t, nrow=nrow, padding=padding).tobytes() == to_pil(reference_grid(t, nrow, padding)).tobytes()
@@ -118,7 +119,7 @@ def test_grid_from_make_grid_is_identical_to_the_hand_made_one(b, c, nrow, paddi
 def test_heatmap_is_matplotlibs_magma():
     from matplotlib import colormaps
 
-    from vae_demo.images import heatmap
+    from vae_demo.pictures import heatmap
 
     v = torch.linspace(0, 1, 256)[None]
     ours = np.asarray(heatmap(v), dtype=int)[0]

@@ -7,8 +7,8 @@ about 60 µs each, 7-10 ms per call, on the event loop). Gradio only reads that 
 `_update_value_in_config` already builds a missing entry itself. `LazySessionState` therefore starts with an
 empty table and fills in the rest, in page order, only when a deep link asks for all of it: same content,
 measured in docs/PERFORMANCE.md. The values an event writes into entries not built yet (each input and output,
-~0.15 ms an entry: 6 ms for the sliders' 43 inputs) are kept aside and written in when the table is built. `install()` swaps it in for the `gradio` version this app pins; for any
-other version it changes nothing.
+~0.15 ms an entry: 6 ms for the sliders' 43 inputs) are kept aside and written in when the table is built.
+`install()` swaps it in for the `gradio` version this app pins; for any other version it changes nothing.
 """
 
 import logging

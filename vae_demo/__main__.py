@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import edits, inference
 from .device import DEVICE_CHOICES, pick_device
-from .images import grid, save_gif, to_pil
+from .pictures import grid, save_gif, to_pil
 from .loading import bundled_models, load_vae
 from .service import USER_ERRORS
 

@@ -166,8 +166,9 @@ _INIT_LOCK = threading.Lock()
 @contextlib.contextmanager
 def no_random_init():
     """While a model is built to be loaded at once with strict=True (every parameter and buffer overwritten, or
-    the load fails): torch.nn.init's in-place initialisers do nothing (here and in classifier.load_classifier). Random init was half the time of loading
-    the nine bundled models (65 against 137 ms); transformers' `no_init_weights` does the same."""
+    the load fails): torch.nn.init's in-place initialisers do nothing (here and in classifier.load_classifier).
+    Random init was half the time of loading the nine bundled models (65 against 137 ms); transformers'
+    `no_init_weights` does the same."""
     init = torch.nn.init
     names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
     with _INIT_LOCK:

@@ -17,7 +17,8 @@ from PIL import Image
 from . import inference, texts
 from .device import batch_threads
 from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, contact_sheet, display_scale, grid, heatmap, image_arg, save_gif, sketch_image, tile_sheet, to_pil  # noqa: F401
+from .images import ImageError, image_arg, sketch_image  # noqa: F401
+from .pictures import contact_sheet, display_scale, grid, heatmap, save_gif, tile_sheet, to_pil  # noqa: F401
 from .inference import InputError
 from .knowledge import knowledge, latent_to_map, map_to_latent
 from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
@@ -217,12 +218,11 @@ class DemoService(KnobsMixin):
 
     def interpolate_with_latents(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
         """two images -> (frames as PIL list, path of a looping GIF of the frames, the frames' latents as lists)"""
-        vae, x, z = self._frames(image_a, image_b, model, steps, method, frame)
-        s = display_scale(vae.config.image_size)
-        frames = [to_pil(t, s) for t in x]
-        return frames, self._write_gif(frames), z.cpu().tolist()
+        _, frames, gif, z = self._frames(image_a, image_b, model, steps, method, frame)
+        return frames, gif, z
 
-    def _frames(self, image_a, image_b, model, steps, method, frame) -> tuple:
+    def _frames(self, image_a, image_b, model, steps, method, frame, keep: bool = False) -> tuple:
+        """-> (the decoded frames (N, C, H, W), as full-size PIL images, the path of their GIF, their latents)"""
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
@@ -230,7 +230,8 @@ class DemoService(KnobsMixin):
                                          method, frame=bool(frame))
         with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z)
-        return vae, x, z
+        frames = [to_pil(t, display_scale(vae.config.image_size)) for t in x]
+        return x, frames, self._write_gif(frames, keep), z.cpu().tolist()
 
     def encode(self, image, model: Optional[str] = None, frame: bool = True) -> list:
         vae = self.registry.get(model)
@@ -253,9 +254,8 @@ class DemoService(KnobsMixin):
                           keep: bool = False):
         """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames; the frames' latents).
         `keep`: a GIF that is never pruned (the page's first pair, remembered for every visitor)."""
-        vae, x, z = self._frames(image_a, image_b, model, steps, method, frame)
-        frames = [to_pil(t, display_scale(vae.config.image_size)) for t in x]  # the GIF is full size
-        return tile_sheet(x, nrow=8), self._write_gif(frames, keep), z.cpu().tolist()
+        x, _, gif, z = self._frames(image_a, image_b, model, steps, method, frame, keep)
+        return tile_sheet(x, nrow=8), gif, z
 
     # --- sliders ------------------------------------------------------------------------
     def slider_order(self, model: Optional[str] = None) -> list:

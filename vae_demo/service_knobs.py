@@ -10,7 +10,8 @@ from . import betas, edits
 from .charts import labelled_grid, rate_distortion_chart
 from .device import batch_threads
 from .directions import edit_latent
-from .images import display_scale, grid, image_arg, to_pil
+from .images import image_arg
+from .pictures import display_scale, grid, to_pil
 from .inference import InputError
 
 

@@ -200,3 +200,21 @@ def test_a_grey_picture_saved_as_colour_frames_as_its_grey_self(framing, paths):
     tinted = grey.convert("RGB")
     tinted.putpixel((0, 0), (255, 0, 0))  # one pixel of colour: the colour path
     assert frame(tinted, framing).image.shape == (1, 1, 28, 28)
+
+
+def test_a_pen_drawing_with_alpha_frames_as_it_did_on_three_channels():
+    """The pad's black pen on a transparent layer is framed on one channel (grey with alpha): the same pixels as on
+    the colour path, which a colour hidden under alpha 0 still takes."""
+    from vae_demo.images import equal_channels, to_grey_or_rgb
+
+    ink = Image.open(DIGITS[3]).convert("L").resize((200, 200), Image.BICUBIC)
+    layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    layer.paste(Image.new("RGBA", (200, 200), (0, 0, 0, 255)), (40, 40), ink)  # anti-aliased edges: alpha 1..254
+    hidden = layer.copy()
+    hidden.putpixel((0, 0), (200, 10, 10, 0))  # invisible, but the channels now differ
+    assert equal_channels(layer) and not equal_channels(hidden)
+    a, b = frame(layer, "mnist"), frame(hidden, "mnist")
+    assert a.box == b.box and a.inverted == b.inverted
+    assert torch.equal(a.image, b.image)
+    la = layer.convert("LA")
+    assert np.array_equal(np.asarray(to_grey_or_rgb(la, 1)), np.asarray(to_grey_or_rgb(la.convert("RGBA"), 1)))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import ImageError, ImageInput, open_image, to_grey_or_rgb
+from .images import ImageError, ImageInput, equal_channels, open_image, to_grey_or_rgb
 
 FRAMINGS = ("none", "mnist", "fashion")
 WORK_SIDE = 192  # the image is analysed at this long side: enough for strokes, cheap to filter
@@ -49,6 +49,8 @@ def frame(src: ImageInput, framing: str, image_size: int = 28) -> Framed:
     if framed is not None:
         return framed
     grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # one channel is enough: 3x less work
+    if not grey and equal_channels(img):  # colour in name only (the page's black pen): the same ink on one channel
+        img, grey = img.convert("LA" if img.mode == "RGBA" else "L"), True
     pixels = _work_image(to_grey_or_rgb(img, 1 if grey else 3))
     if pixels.ndim == 3 and (pixels[..., :1] == pixels[..., 1:]).all():
         pixels = pixels[..., 0]  # colour in name only (a black pen on white, a grey scan saved as RGB): the same ink

@@ -207,6 +207,13 @@ def to_grey_or_rgb(img: Image.Image, channels: int, background: Union[str, tuple
         lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 1.0)
         arr = np.where(finite, arr - lo, 0.0) * (255.0 / (hi - lo) if hi > lo else 0.0)
         img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
+    if img.mode == "LA" and channels == 1 and background == "auto" and "transparency" not in img.info:
+        alpha, grey = img.getchannel("A"), img.getchannel("L")  # grey with alpha (a pen drawing): one channel throughout
+        weight = np.asarray(alpha, dtype=np.float32)
+        ink = float((np.asarray(grey, dtype=np.float32) * weight).sum() / weight.sum()) if weight.sum() > 0 else 255.0
+        base = Image.new("L", img.size, 255 if ink < 128 else 0)  # as for RGBA below
+        base.paste(grey, mask=alpha)
+        return base
     if img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode == "RGBA":
@@ -229,6 +236,15 @@ def to_grey_or_rgb(img: Image.Image, channels: int, background: Union[str, tuple
         return img.convert(target)
     except ValueError:
         raise ImageError(f"Images in the {img.mode} colour mode are not supported; save it as an RGB PNG or JPEG.") from None
+
+
+def equal_channels(img: Image.Image) -> bool:
+    """An RGB or RGBA image whose red, green and blue are the same everywhere (a black pen on white, a grey scan
+    saved as colour): it converts to L or LA exactly, and one channel carries all it holds."""
+    if img.mode not in ("RGB", "RGBA"):
+        return False
+    r = img.getchannel("R").tobytes()
+    return r == img.getchannel("G").tobytes() and r == img.getchannel("B").tobytes()
 
 
 def prepare(src: ImageInput, image_size: int, channels: int, invert: Union[bool, str] = "auto") -> torch.Tensor:

@@ -5,7 +5,7 @@ them directly. Every user-facing failure is raised as one of USER_ERRORS with a 
 """
 
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 import threading
 import time
 from pathlib import Path
@@ -37,6 +37,7 @@ class DemoService(KnobsMixin):
         self.gif_dir = Path(gif_dir or tempfile.mkdtemp(prefix="vae-demo-gifs-"))
         self.gif_dir.mkdir(parents=True, exist_ok=True)
         self._gif_lock = threading.Lock()
+        self._gifs: deque = deque()  # the GIFs this service wrote that may be pruned, oldest first
         self._maps: dict = {}  # model name -> LatentMap (drawn once)
         self.calls: Counter = Counter()  # handler name -> calls, so a test can see one action run one handler once
 
@@ -354,14 +355,16 @@ class DemoService(KnobsMixin):
 
     # --- files --------------------------------------------------------------------------
     def _write_gif(self, frames: list, keep: bool = False) -> str:
-        """-> the path of a new GIF of the frames; the oldest beyond GIF_KEEP are deleted, except those kept"""
+        """-> the path of a new GIF of the frames; the oldest beyond GIF_KEEP are deleted, except those kept.
+        The folder is this service's own (a fresh temporary one by default), so what it wrote is what it prunes."""
         with self._gif_lock:
-            old = sorted(self.gif_dir.glob("*.gif"), key=lambda p: p.stat().st_mtime)
-            for p in old[: max(0, len(old) - GIF_KEEP + 1)]:
-                p.unlink(missing_ok=True)
             folder = self.gif_dir / "kept" if keep else self.gif_dir
             folder.mkdir(exist_ok=True)
             path = folder / f"interpolation-{time.time_ns()}.gif"
+            if not keep:
+                while len(self._gifs) >= GIF_KEEP:
+                    self._gifs.popleft().unlink(missing_ok=True)
+                self._gifs.append(path)
         save_gif(frames, path)
         return str(path)
 

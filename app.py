@@ -13,6 +13,7 @@ from gradio.utils import get_upload_folder
 from ui import analogy, api_tab, betas, channels, interpolate, latent_map, reconstruct, sample, sliders
 from ui.common import M, PRIVATE, user_errors
 from ui import gradio_sessions
+from ui.gradio_startup import deferred_app
 from vae_demo import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
 from vae_demo.images import MAX_UPLOAD_BYTES
@@ -48,32 +49,33 @@ def build_demo(service: DemoService) -> gr.Blocks:
         progress(1.0)
         return gr.update(choices=service.model_names(), value=name), f"Loaded **{name}**."
 
-    with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(texts.INTRO)
-        with gr.Row(equal_height=True):
-            model = gr.Dropdown(choices=service.model_names(), value=first, label="Model", scale=2, interactive=True)
-            hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
-            load_btn = gr.Button("Load", scale=1)
-        card = gr.Markdown(service.model_card(first))
-        cap_note = gr.Markdown(capability_note(first))
-        load_status = gr.Markdown()
-        with gr.Accordion("How it works: the loss, the reparameterization trick, this model's β and latent size", open=False):
-            how = gr.Markdown(service.how_it_works(first), latex_delimiters=LATEX)
-        with gr.Tabs():
-            tabs = [t.build(service, model) for t in TABS]
+    with deferred_app():  # the web app is built once, by launch() (ui/gradio_startup.py)
+        with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
+            gr.Markdown(texts.INTRO)
+            with gr.Row(equal_height=True):
+                model = gr.Dropdown(choices=service.model_names(), value=first, label="Model", scale=2, interactive=True)
+                hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
+                load_btn = gr.Button("Load", scale=1)
+            card = gr.Markdown(service.model_card(first))
+            cap_note = gr.Markdown(capability_note(first))
+            load_status = gr.Markdown()
+            with gr.Accordion("How it works: the loss, the reparameterization trick, this model's β and latent size", open=False):
+                how = gr.Markdown(service.how_it_works(first), latex_delimiters=LATEX)
+            with gr.Tabs():
+                tabs = [t.build(service, model) for t in TABS]
 
-        # The cross-tab wiring: on arrival and on every change of model, each tab shows that model's result.
-        outputs = [card, how, cap_note, *[c for t in tabs for c in t.outputs]]
+            # The cross-tab wiring: on arrival and on every change of model, each tab shows that model's result.
+            outputs = [card, how, cap_note, *[c for t in tabs for c in t.outputs]]
 
-        @user_errors
-        def refresh(m):
-            return [service.model_card(m), service.how_it_works(m), capability_note(m), *[v for t in tabs for v in t.refresh(m)]]
+            @user_errors
+            def refresh(m):
+                return [service.model_card(m), service.how_it_works(m), capability_note(m), *[v for t in tabs for v in t.refresh(m)]]
 
-        model.change(refresh, [model], outputs, **PRIVATE, **M)
-        demo.load(refresh, [model], outputs, **PRIVATE, **M)
-        load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
-        hub_id.submit(load_model, [hub_id], [model, load_status], **PRIVATE, concurrency_limit=1)
-    demo.queue(max_size=64, default_concurrency_limit=2)
+            model.change(refresh, [model], outputs, **PRIVATE, **M)
+            demo.load(refresh, [model], outputs, **PRIVATE, **M)
+            load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
+            hub_id.submit(load_model, [hub_id], [model, load_status], **PRIVATE, concurrency_limit=1)
+        demo.queue(max_size=64, default_concurrency_limit=2)
     demo.vae_service = service  # for tests and the benchmark: what the page's handlers call
     return demo
 

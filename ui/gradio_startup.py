@@ -4,8 +4,9 @@ Gradio 6 builds the whole FastAPI app (`gradio.routes.App.create_app`: ~80 route
 their parameters) in `gr.Blocks.__init__` (which sets up the default queue), when the `with` block exits, again in
 `Blocks.queue()`, and once more in `launch()`, which keeps only the last. Each build costs about the same whatever
 the page (~0.1 s here, see docs/PERFORMANCE.md), so the three that `launch()` throws away are a fixed tax on the
-cold start that a server pays before its first answer. `deferred_app()` skips them while the page is built: `demo.app` stays None until `launch()` builds it, as
-it always did (`gr.mount_gradio_app` builds its own). For any other Gradio version it changes nothing.
+cold start that a server pays before its first answer. `deferred_app()` skips them while the page is built:
+`demo.app` stays None until `launch()` builds it, as it always did (`gr.mount_gradio_app` builds its own). For any
+other Gradio version it changes nothing.
 """
 
 import contextlib

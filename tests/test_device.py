@@ -47,7 +47,7 @@ def test_a_request_runs_on_one_thread_and_a_large_batch_gets_the_cores_it_shares
             one = torch.get_num_threads()
             with device.batch_threads(64):
                 alone = torch.get_num_threads()
-            with device.batch_threads(8):
+            with device.batch_threads(2):  # one image and its posterior sample: no gain from a team
                 small = torch.get_num_threads()
             with device.request_threads():  # a second request running at the same time
                 with device.batch_threads(64):

@@ -266,7 +266,10 @@ def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps
     xa = image_tensor(vae, image_a, frame=frame)
     xb = image_tensor(vae, image_b, size=tuple(xa.shape[-2:]) if is_spatial(vae) else None, frame=frame)  # photos: B cropped to A's size
     ya, yb = condition(vae, xa), condition(vae, xb)
-    mu_a, mu_b = vae.encode(xa, ya)[0][0], vae.encode(xb, yb)[0][0]
+    if ya is None and not is_spatial(vae):  # both codes from one forward
+        mu_a, mu_b = vae.encode(torch.cat([xa, xb]))[0]
+    else:
+        mu_a, mu_b = vae.encode(xa, ya)[0][0], vae.encode(xb, yb)[0][0]
     if ya is not None:  # a conditional model: the path runs through z and the label's one-hot together (A's digit to B's)
         mu_a, mu_b = vae.with_label(mu_a[None], ya)[0], vae.with_label(mu_b[None], yb)[0]
     shape = mu_a.shape  # (D,) or (C, h, w): paths are taken in the flattened space

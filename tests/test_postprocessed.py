@@ -1,0 +1,66 @@
+"""ui.common.postprocessed: an event registered with postprocess=False answers exactly what Gradio's own
+postprocessing would have, with the outputs' postprocess run in the handler's thread."""
+
+import asyncio
+
+import gradio as gr
+import pytest
+from gradio.state_holder import SessionState
+
+from ui.common import postprocessed
+
+FAST = ("reconstruct", "reconstruct_sketch", "interpolate", "sample", "encode", "decode", "traverse", "slider_update", "edit",
+        "analogy")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    import app
+
+    return app.create_demo(["mnist", "mnist-cvae"], "cpu")
+
+
+def event(demo, api_name):
+    return next(f for f in demo.fns.values() if f.api_name == api_name)
+
+
+def answer(demo, block_fn, values, postprocess: bool) -> list:
+    """What the event sends, as the JSON it becomes (Gradio dumps a root model such as JsonData when it sends it)."""
+    old = block_fn.postprocess
+    block_fn.postprocess = postprocess
+    try:
+        out = asyncio.run(demo.postprocess_data(block_fn, values, SessionState(demo)))
+    finally:
+        block_fn.postprocess = old
+    return [v.model_dump() if hasattr(v, "model_dump") else v for v in out]
+
+
+def test_the_api_events_that_run_a_model_postprocess_in_their_handler(demo):
+    for name in FAST:
+        assert event(demo, name).postprocess is False, name
+
+
+@pytest.mark.parametrize("api_name,args", [
+    ("reconstruct", lambda ex: [ex[3], "mnist", True]),
+    ("interpolate", lambda ex: [ex[0], ex[1], "mnist", 4, "lerp"]),
+    ("sample", lambda ex: ["mnist", 8, 1, 1.0]),
+    ("analogy", lambda ex: [ex[3], "mnist-cvae"]),
+])
+def test_the_answer_is_the_one_gradios_postprocessing_gives(demo, examples, api_name, args):
+    block_fn = event(demo, api_name)
+    handler = block_fn.fn.__wrapped__  # what postprocessed() wraps: the handler returning plain values
+    a = args([str(p) for p in examples])
+    raw = handler(*a)
+    ours = postprocessed(lambda: raw, block_fn.outputs)()  # block_fn.fn on the same values (a GIF is written once)
+    theirs = answer(demo, block_fn, list(raw) if isinstance(raw, tuple) else raw, postprocess=True)
+    mine = answer(demo, block_fn, ours, postprocess=False)
+    assert mine == theirs
+    assert any(isinstance(v, dict) and v.get("url", "").startswith("/gradio_api/file=") for v in mine)
+
+
+def test_a_skip_and_a_state_pass_through_and_an_update_with_a_value_is_refused():
+    with gr.Blocks():
+        image, state = gr.Image(), gr.State()
+    assert postprocessed(lambda: [gr.skip(), "sketch"], [image, state])() == [gr.skip(), "sketch"]
+    with pytest.raises(TypeError, match="update with a value"):
+        postprocessed(lambda: gr.update(value=None, visible=False), [image])()

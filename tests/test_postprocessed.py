@@ -10,14 +10,14 @@ from gradio.state_holder import SessionState
 from ui.common import postprocessed
 
 FAST = ("reconstruct", "reconstruct_sketch", "interpolate", "sample", "encode", "decode", "traverse", "slider_update", "edit",
-        "analogy")
+        "analogy", "compare_betas")
 
 
 @pytest.fixture(scope="module")
 def demo():
     import app
 
-    return app.create_demo(["mnist", "mnist-cvae"], "cpu")
+    return app.create_demo(["mnist", "mnist-cvae", "mnist-beta-0.25", "mnist-beta-1", "mnist-beta-4", "mnist-beta-16"], "cpu")
 
 
 def event(demo, api_name):
@@ -45,6 +45,7 @@ def test_the_api_events_that_run_a_model_postprocess_in_their_handler(demo):
     ("interpolate", lambda ex: [ex[0], ex[1], "mnist", 4, "lerp"]),
     ("sample", lambda ex: ["mnist", 8, 1, 1.0]),
     ("analogy", lambda ex: [ex[3], "mnist-cvae"]),
+    ("compare_betas", lambda ex: [ex[3], 0]),
 ])
 def test_the_answer_is_the_one_gradios_postprocessing_gives(demo, examples, api_name, args):
     block_fn = event(demo, api_name)

@@ -69,7 +69,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
             @user_errors
             def refresh(m):
-                return [service.model_card(m), service.how_it_works(m), capability_note(m), *[v for t in tabs for v in t.refresh(m)]]
+                return [service.model_card(m), service.how_it_works(m), capability_note(m),
+                        *[v for t in tabs for v in t.refresh(m)]]
 
             model.change(refresh, [model], outputs, **PRIVATE, **M)
             demo.load(refresh, [model], outputs, **PRIVATE, **M)

@@ -44,7 +44,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 row = gr.Image(label="Your z, decoded with the labels 0 to 9", format="png", interactive=False,
                                elem_classes="pixelated", elem_id="analogy-row")
                 caption = gr.Markdown()
-    button.click(postprocessed(analogy, [row]), [image, cmodel], [row], api_name="analogy", preprocess=False, postprocess=False, **M)
+    button.click(postprocessed(analogy, [row]), [image, cmodel], [row], api_name="analogy", preprocess=False, postprocess=False,
+                 **M)
     image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
     label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
     examples.click(lambda r: r[0], examples, image, **PRIVATE).then(write, [image, cmodel, label], [row, caption],

@@ -42,8 +42,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     fast = dict(preprocess=False, postprocess=False)  # with postprocessed(...): ui/common.py
     button.click(postprocessed(compare_betas, outs), [image, seed], outs, api_name="compare_betas", **fast, **M)
     image.input(postprocessed(from_upload, outs), [image, seed], outs, **fast, **PRIVATE, **M)
-    examples.click(lambda r: r[0], examples, image, **PRIVATE).then(postprocessed(compare_betas, outs), [image, seed], outs, **fast,
-                                                                    **PRIVATE, **M)
+    examples.click(lambda r: r[0], examples, image, **PRIVATE).then(postprocessed(compare_betas, outs), [image, seed], outs,
+                                                                    **fast, **PRIVATE, **M)
     sketch.input(from_sketch, [sketch, seed], outs, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
 
     @memo

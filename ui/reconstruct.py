@@ -88,12 +88,14 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 preprocess=False, postprocess=False, **PRIVATE, **M).success(
         from_upload(explain), [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
     examples.click(lambda row: (row[0], "upload"), examples, [image, source], **PRIVATE).then(
-        postprocessed(reconstruct, answer), [image, model, framed], answer, preprocess=False, postprocess=False, **PRIVATE, **M).success(
+        postprocessed(reconstruct, answer), [image, model, framed], answer, preprocess=False, postprocess=False, **PRIVATE,
+        **M).success(
         explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
     # Each stroke: latest wins, so a fast drawer never queues up work. Also the API's way to send what a sketchpad
     # holds ({"background", "layers", "composite"}): /reconstruct's image parameter takes a file only.
     sketch.input(postprocessed(from_sketch(reconstruct, "sketch"), [*answer, source]), [sketch, model, framed], [*answer, source],
-                 api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", postprocess=False, **M).success(
+                 api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", postprocess=False,
+                 **M).success(
         from_sketch(explain), [sketch, model, framed], pictures, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
     # preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves
     frame.change(lambda on: on, frame, framed, **PRIVATE)

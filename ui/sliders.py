@@ -145,7 +145,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             mu = gr.JSON(label="μ")
 
     to_sliders = [base_z, mu, out, *sliders, *knobs]
-    enc.click(postprocessed(encode, [mu]), [image, model], [mu], api_name="encode", preprocess=False, postprocess=False, **M).success(
+    enc.click(postprocessed(encode, [mu]), [image, model], [mu], api_name="encode", preprocess=False, postprocess=False,
+              **M).success(
         from_image, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
     image.input(from_upload, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
     examples.click(lambda row: row[0], examples, image, **PRIVATE).then(from_image, [image, model], to_sliders, preprocess=False,
@@ -160,8 +161,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
           api_name="slider_update", api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden",
           preprocess=False, postprocess=False, **M)
     trav_btn.click(traverse_current, [model, base_z, *sliders, *knobs], [trav], **PRIVATE, **M)
-    edit_btn.click(postprocessed(edit, [edited, measured]), [image, model, attribute, amount], [edited, measured], api_name="edit",
-                   preprocess=False, postprocess=False, **M)
+    edit_btn.click(postprocessed(edit, [edited, measured]), [image, model, attribute, amount], [edited, measured],
+                   api_name="edit", preprocess=False, postprocess=False, **M)
 
     @memo
     def refresh(m):

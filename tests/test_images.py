@@ -89,9 +89,13 @@ def test_to_pil_grid_heatmap_and_gif(tmp_path):
     assert g.size == (3 * 10 + 2, 2 * 10 + 2)
     h = heatmap(torch.tensor([[0.0, 1.0]]))
     assert h.getpixel((0, 0)) == (0, 0, 4) and h.getpixel((1, 0))[0] > 240
-    path = save_gif([to_pil(x, 2) for x in t], tmp_path / "a.gif")
+    frames = [to_pil(x, 2) for x in t]
+    path = save_gif(frames, tmp_path / "a.gif")
     with Image.open(path) as gif:
         assert gif.n_frames == 5 + 3  # there and back again
+        for i, k in enumerate([0, 1, 2, 3, 4, 3, 2, 1]):
+            gif.seek(i)
+            assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(frames[k]))  # lossless: 256 greys
 
 
 # --- what comes from libraries, checked against what we had or against another library -----------------------

@@ -53,7 +53,7 @@ def frame(src: ImageInput, framing: str, image_size: int = 28) -> Framed:
         img, grey = img.convert("LA" if img.mode == "RGBA" else "L"), True
     pixels = _work_image(to_grey_or_rgb(img, 1 if grey else 3))
     if pixels.ndim == 3 and (pixels[..., :1] == pixels[..., 1:]).all():
-        pixels = pixels[..., 0]  # colour in name only (a black pen on white, a grey scan saved as RGB): the same ink
+        pixels = pixels[..., 0]  # grey once flattened (a grey palette, a colour hidden under alpha 0): the same ink
     scale = max(img.size) / max(pixels.shape[:2])
     arr = pixels.astype(np.float32).reshape(*pixels.shape[:2], -1) / 255.0  # (H, W, 1 or 3)
     inverted = _light_background(arr)

@@ -207,24 +207,20 @@ def to_grey_or_rgb(img: Image.Image, channels: int, background: Union[str, tuple
         lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 1.0)
         arr = np.where(finite, arr - lo, 0.0) * (255.0 / (hi - lo) if hi > lo else 0.0)
         img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
-    if img.mode == "LA" and channels == 1 and background == "auto" and "transparency" not in img.info:
-        alpha, grey = img.getchannel("A"), img.getchannel("L")  # grey with alpha (a pen drawing): one channel throughout
-        weight = np.asarray(alpha, dtype=np.float32)
-        ink = float((np.asarray(grey, dtype=np.float32) * weight).sum() / weight.sum()) if weight.sum() > 0 else 255.0
-        base = Image.new("L", img.size, 255 if ink < 128 else 0)  # as for RGBA below
-        base.paste(grey, mask=alpha)
-        return base
-    if img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info:
+    # grey with alpha (a pen drawing) asked for as grey is flattened on its one channel; any other alpha in RGB
+    grey_alpha = img.mode == "LA" and channels == 1 and background == "auto" and "transparency" not in img.info
+    if not grey_alpha and (img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info):
         img = img.convert("RGBA")
-    if img.mode == "RGBA":
+    if img.mode in ("RGBA", "LA"):
+        flat = "L" if img.mode == "LA" else "RGB"
         alpha = img.getchannel("A")
         if background == "auto":
             weight = np.asarray(alpha, dtype=np.float32)
             grey = np.asarray(img.convert("L"), dtype=np.float32)
             ink = float((grey * weight).sum() / weight.sum()) if weight.sum() > 0 else 255.0
             background = (255, 255, 255) if ink < 128 else (0, 0, 0)
-        base = Image.new("RGB", img.size, tuple(background))
-        base.paste(img.convert("RGB"), mask=alpha)
+        base = Image.new(flat, img.size, background[0] if flat == "L" else tuple(background))
+        base.paste(img.convert(flat), mask=alpha)
         img = base
     target = "L" if channels == 1 else "RGB"
     if img.mode == "LAB":  # PIL converts LAB only through a colour profile

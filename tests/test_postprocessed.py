@@ -63,5 +63,7 @@ def test_a_skip_and_a_state_pass_through_and_an_update_with_a_value_is_refused()
     with gr.Blocks():
         image, state = gr.Image(), gr.State()
     assert postprocessed(lambda: [gr.skip(), "sketch"], [image, state])() == [gr.skip(), "sketch"]
+    held = {"value": 1, "__type__": "update"}  # what a State holds is never read as an update
+    assert postprocessed(lambda: [gr.skip(), held], [image, state])() == [gr.skip(), held]
     with pytest.raises(TypeError, match="update with a value"):
         postprocessed(lambda: gr.update(value=None, visible=False), [image])()

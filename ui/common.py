@@ -64,8 +64,10 @@ def postprocessed(fn: Callable, outputs: list) -> Callable:
     values: a gr.skip() passes through, and a gr.State output is kept as it is (Gradio stores it before any of this)."""
 
     def one(component, value):
-        if getattr(component, "stateful", False) or (isinstance(value, dict) and value.get("__type__") == "update"):
-            if isinstance(value, dict) and "value" in value:
+        if getattr(component, "stateful", False):  # whatever it holds, even a dict with a "value" key
+            return value
+        if isinstance(value, dict) and value.get("__type__") == "update":
+            if "value" in value:
                 raise TypeError(f"{fn.__name__}: an update with a value needs Gradio's own postprocessing")
             return value
         value = component.postprocess(value)

@@ -144,3 +144,18 @@ def test_a_kept_gif_outlives_the_pruning_of_old_ones(service, examples, monkeypa
     paths = [service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1] for _ in range(6)]
     assert Path(kept).exists()
     assert not Path(paths[0]).exists() and Path(paths[-1]).exists()  # the others are still pruned
+
+
+def test_a_given_gif_folder_has_its_old_gifs_pruned_first(service, examples, monkeypatch, tmp_path):
+    import os
+
+    import vae_demo.service as service_module
+
+    monkeypatch.setattr(service_module, "GIF_KEEP", 2)
+    old = [tmp_path / f"old-{i}.gif" for i in range(2)]
+    for i, p in enumerate(old):
+        p.write_bytes(b"GIF89a")
+        os.utime(p, (1_000 + i, 1_000 + i))
+    other = DemoService(service.registry, gif_dir=tmp_path)
+    new = other.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1]
+    assert not old[0].exists() and old[1].exists() and Path(new).exists()  # the oldest goes first

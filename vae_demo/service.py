@@ -37,7 +37,8 @@ class DemoService(KnobsMixin):
         self.gif_dir = Path(gif_dir or tempfile.mkdtemp(prefix="vae-demo-gifs-"))
         self.gif_dir.mkdir(parents=True, exist_ok=True)
         self._gif_lock = threading.Lock()
-        self._gifs: deque = deque()  # the GIFs this service wrote that may be pruned, oldest first
+        # the GIFs that may be pruned, oldest first: those a given folder already holds, then the ones written here
+        self._gifs: deque = deque(sorted(self.gif_dir.glob("*.gif"), key=lambda p: p.stat().st_mtime))
         self._maps: dict = {}  # model name -> LatentMap (drawn once)
         self.calls: Counter = Counter()  # handler name -> calls, so a test can see one action run one handler once
 
@@ -356,7 +357,7 @@ class DemoService(KnobsMixin):
     # --- files --------------------------------------------------------------------------
     def _write_gif(self, frames: list, keep: bool = False) -> str:
         """-> the path of a new GIF of the frames; the oldest beyond GIF_KEEP are deleted, except those kept.
-        The folder is this service's own (a fresh temporary one by default), so what it wrote is what it prunes."""
+        The folder is listed once, when the service starts; after that it is this service's to write in."""
         with self._gif_lock:
             folder = self.gif_dir / "kept" if keep else self.gif_dir
             folder.mkdir(exist_ok=True)

@@ -5,8 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, has_strokes, memo, png_file, postprocessed, upload_or_draw, user_errors
-
+from .common import M, PRIVATE, Tab, answered, has_strokes, memo, png_file, upload_or_draw, user_errors
 AUTO = "read by the classifier"
 
 
@@ -44,8 +43,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 row = gr.Image(label="Your z, decoded with the labels 0 to 9", format="png", interactive=False,
                                elem_classes="pixelated", elem_id="analogy-row")
                 caption = gr.Markdown()
-    button.click(postprocessed(analogy, [row]), [image, cmodel], [row], api_name="analogy", preprocess=False, postprocess=False,
-                 **M)
+    answered(button.click, analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **M)  # ui/common.py
     image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
     label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
     examples.click(lambda r: r[0], examples, image, **PRIVATE).then(write, [image, cmodel, label], [row, caption],

@@ -4,8 +4,7 @@ import gradio as gr
 
 from vae_demo.service import DemoService
 
-from .common import M, Tab, png_file, postprocessed, user_errors
-
+from .common import M, Tab, answered, png_file, user_errors
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     first = service.model_names()[0]
@@ -39,8 +38,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             grid = gr.Image(label="Traversal", format="png", interactive=False)
         list_btn = gr.Button("List loaded models")
         listed = gr.JSON(label="Loaded models")
-    # postprocess=False with postprocessed(...): the image's postprocessing in the handler's thread (ui/common.py)
-    dec_btn.click(postprocessed(decode, [img]), [z, model], [img], api_name="decode", preprocess=False, postprocess=False, **M)
-    trav_btn.click(postprocessed(traverse, [grid]), [z, model, dims], [grid], api_name="traverse", postprocess=False, **M)
+    # answered(...): the image's postprocessing in the handler's thread (ui/common.py)
+    answered(dec_btn.click, decode, [z, model], [img], api_name="decode", preprocess=False, **M)
+    answered(trav_btn.click, traverse, [z, model, dims], [grid], api_name="traverse", **M)
     list_btn.click(models, None, [listed], api_name="models")
     return Tab(outputs=[], refresh=lambda m: [])

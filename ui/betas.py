@@ -5,8 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, has_strokes, memo, postprocessed, upload_or_draw, user_errors
-
+from .common import M, PRIVATE, Tab, answered, has_strokes, memo, upload_or_draw, user_errors
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     family = service.beta_family()
@@ -39,11 +38,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         with gr.Accordion("The figures (JSON)", open=False):
             table = gr.JSON(label="rate and distortion per model")
     outs = [recon, chart, samples, table]
-    fast = dict(preprocess=False, postprocess=False)  # with postprocessed(...): ui/common.py
-    button.click(postprocessed(compare_betas, outs), [image, seed], outs, api_name="compare_betas", **fast, **M)
-    image.input(postprocessed(from_upload, outs), [image, seed], outs, **fast, **PRIVATE, **M)
-    examples.click(lambda r: r[0], examples, image, **PRIVATE).then(postprocessed(compare_betas, outs), [image, seed], outs,
-                                                                    **fast, **PRIVATE, **M)
+    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
+    answered(button.click, compare_betas, [image, seed], outs, api_name="compare_betas", preprocess=False, **M)
+    answered(image.input, from_upload, [image, seed], outs, preprocess=False, **PRIVATE, **M)
+    answered(examples.click(lambda r: r[0], examples, image, **PRIVATE).then, compare_betas, [image, seed], outs,
+             preprocess=False, **PRIVATE, **M)
     sketch.input(from_sketch, [sketch, seed], outs, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
 
     @memo

@@ -5,8 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, drawable, has_strokes, memo, pair_rows, png_file, postprocessed, sketchpad, user_errors
-
+from .common import M, PRIVATE, Tab, answered, drawable, has_strokes, memo, pair_rows, png_file, sketchpad, user_errors
 DEFAULT_STEPS, DEFAULT_METHOD = 10, "lerp"
 
 
@@ -49,15 +48,15 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             latents = gr.JSON(label="z")
 
     inputs, outputs = [a, b, model, steps, method], [frames, anim, latents]
-    fast = dict(preprocess=False, postprocess=False)  # with postprocessed(...): ui/common.py
-    button.click(postprocessed(interpolate, outputs), inputs, outputs, api_name="interpolate", **fast, **M)
-    examples.click(lambda row: (row[0], row[1]), examples, [a, b], **PRIVATE).then(postprocessed(interpolate, outputs), inputs,
-                                                                                 outputs, **fast, **PRIVATE, **M)
-    gr.on([a.input, b.input, steps.release, method.input], postprocessed(when_both, outputs), inputs, outputs,
-          trigger_mode="always_last", **fast, **PRIVATE, **M)
+    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
+    answered(button.click, interpolate, inputs, outputs, api_name="interpolate", preprocess=False, **M)
+    answered(examples.click(lambda row: (row[0], row[1]), examples, [a, b], **PRIVATE).then, interpolate, inputs, outputs,
+             preprocess=False, **PRIVATE, **M)
+    answered([a.input, b.input, steps.release, method.input], when_both, inputs, outputs, preprocess=False,
+             trigger_mode="always_last", **PRIVATE, **M)
     for button_, side in ((to_a, a), (to_b, b)):
-        button_.click(drawing, [sketch], [side], **PRIVATE).success(postprocessed(when_both, outputs), inputs, outputs, **fast,
-                                                                    **PRIVATE, **M)
+        answered(button_.click(drawing, [sketch], [side], **PRIVATE).success, when_both, inputs, outputs, preprocess=False,
+                 **PRIVATE, **M)
 
     @memo
     def refresh(m):

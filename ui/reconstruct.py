@@ -5,8 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, drawable, example_rows, has_strokes, memo, png_file, postprocessed, sketchpad, user_errors
-
+from .common import M, PRIVATE, Tab, answered, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     first = service.model_names()[0]
@@ -79,28 +78,24 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         framed = gr.State(True)
 
     answer, pictures = [out, metrics, summary], [seen, err, post, chart, pca]
-    # postprocessed(...) with postprocess=False: the outputs' postprocessing in the handler's thread (ui/common.py)
-    button.click(postprocessed(reconstruct, answer), [image, model, framed], answer, api_name="reconstruct", preprocess=False,
-                 postprocess=False, **M).success(
+    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
+    answered(button.click, reconstruct, [image, model, framed], answer, api_name="reconstruct", preprocess=False, **M).success(
         explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
     # An upload, a paste, a webcam shot or an example runs at once (input: a person's act, not a value set by code).
-    image.input(postprocessed(from_upload(reconstruct, "upload"), [*answer, source]), [image, model, framed], [*answer, source],
-                preprocess=False, postprocess=False, **PRIVATE, **M).success(
+    answered(image.input, from_upload(reconstruct, "upload"), [image, model, framed], [*answer, source], preprocess=False,
+             **PRIVATE, **M).success(
         from_upload(explain), [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
-    examples.click(lambda row: (row[0], "upload"), examples, [image, source], **PRIVATE).then(
-        postprocessed(reconstruct, answer), [image, model, framed], answer, preprocess=False, postprocess=False, **PRIVATE,
-        **M).success(
+    answered(examples.click(lambda row: (row[0], "upload"), examples, [image, source], **PRIVATE).then,
+             reconstruct, [image, model, framed], answer, preprocess=False, **PRIVATE, **M).success(
         explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
     # Each stroke: latest wins, so a fast drawer never queues up work. Also the API's way to send what a sketchpad
     # holds ({"background", "layers", "composite"}): /reconstruct's image parameter takes a file only.
-    sketch.input(postprocessed(from_sketch(reconstruct, "sketch"), [*answer, source]), [sketch, model, framed], [*answer, source],
-                 api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", postprocess=False,
-                 **M).success(
+    answered(sketch.input, from_sketch(reconstruct, "sketch"), [sketch, model, framed], [*answer, source],
+             api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", **M).success(
         from_sketch(explain), [sketch, model, framed], pictures, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
     # preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves
     frame.change(lambda on: on, frame, framed, **PRIVATE)
-    frame.input(postprocessed(rerun(reconstruct), answer), [source, image, sketch, model, frame], answer, postprocess=False,
-                **PRIVATE, **M).success(
+    answered(frame.input, rerun(reconstruct), [source, image, sketch, model, frame], answer, **PRIVATE, **M).success(
         rerun(explain), [source, image, sketch, model, frame], pictures, **PRIVATE, **M)
 
     @memo

@@ -5,8 +5,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import M, PRIVATE, Tab, caps, memo, png_file, postprocessed, user_errors
-
+from .common import M, PRIVATE, Tab, answered, caps, memo, png_file, user_errors
 DEFAULT_N, DEFAULT_SEED, DEFAULT_T = 32, 0, 1.0
 
 
@@ -31,11 +30,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                                 elem_classes="pixelated", buttons=["download", "fullscreen"], elem_id="samples")
                 with gr.Accordion("z of each sample, row by row (JSON: /decode one to get it back)", open=False):
                     latents = gr.JSON(label="z")
-    answer = postprocessed(sample, [grid, latents])  # with postprocess=False (ui/common.py)
-    button.click(answer, [model, n, seed, temp], [grid, latents], api_name="sample", preprocess=False, postprocess=False, **M)
+    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
+    answered(button.click, sample, [model, n, seed, temp], [grid, latents], api_name="sample", preprocess=False, **M)
     # a new count, seed or temperature draws at once (a slider on release, the seed on Enter or leaving the box)
-    gr.on([n.release, temp.release, seed.submit, seed.blur], answer, [model, n, seed, temp], [grid, latents],
-          trigger_mode="always_last", show_progress="hidden", postprocess=False, **PRIVATE, **M)
+    answered([n.release, temp.release, seed.submit, seed.blur], sample, [model, n, seed, temp], [grid, latents],
+             trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
 
     @memo
     def refresh(m):

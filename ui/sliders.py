@@ -7,8 +7,7 @@ import gradio as gr
 from vae_demo import texts
 from vae_demo.service import DemoService
 
-from .common import (M, PRIVATE, Tab, caps, drawable, example_rows, has_strokes, memo, png_file, postprocessed, sketchpad,
-                     user_errors)
+from .common import M, PRIVATE, Tab, answered, caps, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
 
 MAX_SLIDERS = 64
 MAX_KNOBS = 10  # named directions (vae_demo/directions.py): mnist has 4, fashion-mnist one per class
@@ -145,8 +144,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             mu = gr.JSON(label="μ")
 
     to_sliders = [base_z, mu, out, *sliders, *knobs]
-    enc.click(postprocessed(encode, [mu]), [image, model], [mu], api_name="encode", preprocess=False, postprocess=False,
-              **M).success(
+    answered(enc.click, encode, [image, model], [mu], api_name="encode", preprocess=False, **M).success(
         from_image, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
     image.input(from_upload, [image, model], to_sliders, preprocess=False, **PRIVATE, **M)
     examples.click(lambda row: row[0], examples, image, **PRIVATE).then(from_image, [image, model], to_sliders, preprocess=False,
@@ -156,13 +154,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     reset_btn.click(reset, [model, base_z], [out, *sliders, *knobs], **PRIVATE, **M)
     # One endpoint for every slider and knob: decode only (the image's mu is cached in base_z, never re-encoded).
     # preprocess=False: Gradio would check each of the 43 values in a thread of its own (8 ms a call); `checked` does it
-    # postprocess=False with postprocessed(...): the image's postprocessing in the handler's thread (ui/common.py)
-    gr.on([s.input for s in sliders + knobs], postprocessed(slider_update, [out]), [model, base_z, *sliders, *knobs], [out],
-          api_name="slider_update", api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden",
-          preprocess=False, postprocess=False, **M)
+    # answered(...): the image's postprocessing in the handler's thread (ui/common.py)
+    answered([s.input for s in sliders + knobs], slider_update, [model, base_z, *sliders, *knobs], [out],
+             api_name="slider_update", api_visibility="undocumented", trigger_mode="always_last", show_progress="hidden",
+             preprocess=False, **M)
     trav_btn.click(traverse_current, [model, base_z, *sliders, *knobs], [trav], **PRIVATE, **M)
-    edit_btn.click(postprocessed(edit, [edited, measured]), [image, model, attribute, amount], [edited, measured],
-                   api_name="edit", preprocess=False, postprocess=False, **M)
+    answered(edit_btn.click, edit, [image, model, attribute, amount], [edited, measured], api_name="edit", preprocess=False, **M)
 
     @memo
     def refresh(m):

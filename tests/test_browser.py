@@ -294,10 +294,14 @@ def test_dsprites_sliders_carry_the_factor_each_dimension_tracks(page):
 def test_latent_map_tab(page):
     page.get_by_role("tab", name="Latent map").click()
     page.wait_for_selector("#map-image img")
+    page.wait_for_selector(label_img("decode(point)"), state="visible")  # the map's centre, decoded on arrival
+    centre = image_at(page, label_img("decode(point)"))
+    assert not_blank(centre)
     box = page.locator("#map-image img").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.45)
     page.wait_for_timeout(2500)
-    assert not_blank(image_at(page, label_img("decode(point)")))
+    clicked = image_at(page, label_img("decode(point)"))
+    assert not_blank(clicked) and clicked.tobytes() != centre.tobytes()  # the click decodes the point clicked
     shot(page, "latent_map")
 
 

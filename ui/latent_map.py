@@ -68,7 +68,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         has = service.has_latent_map(m)
         grid = service.manifold(m) if has else None
         axes = ("z0", "z1") if grid is not None else ("PC 1", "PC 2")
-        img_, out_, u_, v_ = map_outputs(m)[:4]
+        img_, out_, u_, v_ = map_outputs(m, (0.0, 0.0) if has else None)[:4]  # the page opens on the centre, decoded
         if isinstance(u_, dict):
             u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
         return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),

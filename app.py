@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 
+import ui.gradio_import  # noqa: F401  first, before gradio: Gradio's import without its stub writer (ui/gradio_import.py)
 import gradio as gr
 from gradio.utils import get_upload_folder
 
@@ -25,6 +26,10 @@ log = logging.getLogger("vae_demo.app")
 # after every event, by default: 10 % of the server's CPU under 16 clients here (docs/PERFORMANCE.md). Every 100
 # events is fresh enough for /monitoring/summary. Read when the queue is made; an environment setting wins.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
+# Gradio wraps every event in matplotlib.get_backend(), which, with no backend chosen, imports pyplot and probes for
+# a display: 0.75 s in the server's first answer here. A server draws off-screen: Agg from the start, as charts.py
+# draws. Set before anything imports matplotlib (nothing does at start-up); an environment setting wins.
+os.environ.setdefault("MPLBACKEND", "agg")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, api_tab)  # in the page's order
 CSS = """

@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
 
-from ui.common import postprocessed
+from ui.common import plain_numbers, postprocessed
 
 FAST = ("reconstruct", "reconstruct_sketch", "interpolate", "sample", "encode", "decode", "traverse", "slider_update", "edit",
         "analogy", "compare_betas")
@@ -67,3 +67,29 @@ def test_a_skip_and_a_state_pass_through_and_an_update_with_a_value_is_refused()
     assert postprocessed(lambda: [gr.skip(), held], [image, state])() == [gr.skip(), held]
     with pytest.raises(TypeError, match="update with a value"):
         postprocessed(lambda: gr.update(value=None, visible=False), [image])()
+
+
+@pytest.mark.parametrize("value", [
+    [0.5, -1.25, 3],
+    [[0.1, 0.2], [1e-30, -7.0]],
+    [],
+    [[]],
+    [[0.123456789012345678, 2 ** 53 + 1]],
+])
+def test_plain_numbers_pass_as_gradios_json_would_give_them(value):
+    """The fast path returns the value itself: it must equal what gr.JSON's own postprocess gives back."""
+    j = gr.JSON()
+    assert plain_numbers(value)
+    assert postprocessed(lambda: value, [j])() == j.postprocess(value).model_dump()
+
+
+@pytest.mark.parametrize("value", [
+    [float("nan")], [[1.0], [float("inf")]], [True, 1.0], [[1.0], 2.0], [{"a": 1}], (1.0, 2.0), {"z": [1.0]}, "[1.0]",
+    [[1.0, [2.0]]], [None],
+])
+def test_anything_else_goes_through_gradios_json(value):
+    """NaN, booleans, dicts, tuples, text, ragged nesting: Gradio's own postprocess decides (NaN becomes null)."""
+    j = gr.JSON()
+    assert not plain_numbers(value)
+    theirs = j.postprocess(value)
+    assert postprocessed(lambda: value, [j])() == (theirs.model_dump() if hasattr(theirs, "model_dump") else theirs)

@@ -6,7 +6,16 @@ import torch
 from PIL import Image
 
 from vae_demo.images import MAX_PIXELS, ImageError, open_image, prepare
-from vae_demo.pictures import contact_sheet, grid, heatmap, save_gif, tile_sheet, to_pil
+from vae_demo.pictures import (
+    GREY_PALETTE,
+    contact_sheet,
+    grid,
+    heatmap,
+    save_gif,
+    tile_sheet,
+    to_pil,
+    without_repeated_colour_tables,
+)
 
 
 def png_bytes(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -97,6 +106,68 @@ def test_to_pil_grid_heatmap_and_gif(tmp_path):
             gif.seek(i)
             assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(frames[k]))  # lossless: 256 greys
 
+
+
+def pillows_own_gif(frames, boomerang=True) -> bytes:
+    """What save_gif wrote before: Pillow's save of the frames as they are."""
+    frames = list(frames) + (list(frames[-2:0:-1]) if boomerang and len(frames) > 2 else [])
+    buf = io.BytesIO()
+    frames[0].save(buf, "gif", save_all=True, append_images=frames[1:], duration=120, loop=0, optimize=False)
+    return buf.getvalue()
+
+
+def frames_of(gif_path) -> list:
+    with Image.open(gif_path) as gif:
+        out = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            out.append((np.asarray(gif.convert("L")).copy(), gif.info.get("duration"), gif.info.get("loop")))
+        return out
+
+
+def test_a_grey_gif_shows_what_pillows_own_shows_and_is_the_same_file_for_digits(tmp_path):
+    """Grey frames go to Pillow as palette images and the repeated local colour tables are dropped. Frames that
+    change inside a black border (digits, interpolations) make the very file Pillow writes for the grey frames;
+    frames that change everywhere decode the same, in a file no larger (Pillow repeats the table for those)."""
+    torch.manual_seed(0)
+    digits = torch.zeros(16, 1, 28, 28)
+    digits[:, :, 4:24, 4:24] = torch.rand(16, 1, 20, 20) ** 3  # every grey level somewhere, a black border
+    for x, same_file in ((digits, True), (torch.rand(6, 1, 28, 28), False)):
+        frames = [to_pil(t, 8) for t in x]
+        for boomerang in (True, False):
+            ours = save_gif(frames, tmp_path / "ours.gif", boomerang=boomerang).read_bytes()
+            theirs = pillows_own_gif(frames, boomerang)
+            (tmp_path / "theirs.gif").write_bytes(theirs)
+            if same_file:
+                assert ours == theirs
+            assert len(ours) <= len(theirs)
+            a, b = frames_of(tmp_path / "ours.gif"), frames_of(tmp_path / "theirs.gif")
+            assert len(a) == len(b) == len(frames) + (len(frames) - 2 if boomerang else 0)
+            assert all(np.array_equal(p[0], q[0]) and p[1:] == q[1:] for p, q in zip(a, b))
+    one = [to_pil(digits[0], 8)]
+    assert save_gif(one, tmp_path / "one.gif").read_bytes() == pillows_own_gif(one)
+
+
+def test_a_colour_gif_keeps_its_own_colour_tables(tmp_path):
+    """RGB frames each get their own palette from Pillow; those tables differ from the global one and stay."""
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), "RGB") for _ in range(4)]
+    data = save_gif(frames, tmp_path / "rgb.gif").read_bytes()
+    assert data == pillows_own_gif(frames)
+    with Image.open(tmp_path / "rgb.gif") as gif:
+        assert gif.n_frames == 4 + 2
+
+
+def test_dropping_a_colour_table_that_differs_is_refused():
+    """without_repeated_colour_tables keeps a local table unless it equals the global one, byte for byte."""
+    grey = [Image.fromarray(np.full((4, 4), v, np.uint8), "L") for v in (0, 200)]
+    p = [Image.frombytes("P", g.size, g.tobytes()) for g in grey]
+    p[0].putpalette(GREY_PALETTE)
+    p[1].putpalette(bytes(255 - b for b in GREY_PALETTE))  # a different palette for the second frame
+    buf = io.BytesIO()
+    p[0].save(buf, "gif", save_all=True, append_images=p[1:], duration=100, loop=0, optimize=False)
+    assert without_repeated_colour_tables(buf.getvalue()) == buf.getvalue()
+    assert b",\x00\x00\x00\x00\x04\x00\x04\x00\x87" in buf.getvalue()  # the second frame's own 256-colour table
 
 # --- what comes from libraries, checked against what we had or against another library -----------------------
 def reference_grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:

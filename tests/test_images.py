@@ -9,6 +9,7 @@ from vae_demo.images import MAX_PIXELS, ImageError, open_image, prepare
 from vae_demo.pictures import (
     GREY_PALETTE,
     contact_sheet,
+    grey_png,
     grid,
     heatmap,
     save_gif,
@@ -250,3 +251,25 @@ def test_tile_sheet_shrinks_images_larger_than_a_cell_like_contact_sheet():
     x = torch.rand(3, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     fast, slow = tile_sheet(x, nrow=8), contact_sheet([to_pil(t) for t in x], nrow=8)
     assert fast.size == slow.size == (3 * (86 + 4) + 4, 86 + 8) and np.array_equal(np.asarray(fast), np.asarray(slow))
+
+
+@pytest.mark.parametrize("shape,scale", [((28, 28), 8), ((236, 932), 1), ((1, 1), 1), ((3, 517), 1)])
+def test_grey_png_holds_the_same_pixels_as_pillows(shape, scale):
+    """The PNG written by hand (one row filter, zlib's RLE) reads back, through Pillow, as the image it was made of."""
+    rng = np.random.default_rng(sum(shape))
+    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), "L")
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    data = grey_png(img)
+    with Image.open(io.BytesIO(data)) as back:
+        back.load()
+        assert back.format == "PNG" and back.mode == "L" and back.size == img.size
+        assert np.array_equal(np.asarray(back), np.asarray(img))
+
+
+def test_grey_png_of_an_enlarged_sheet_is_smaller_than_pillows():
+    """The point of it: a sheet of enlarged samples repeats each row, which one Up filter and RLE make nothing of."""
+    x = torch.rand(64, 1, 28, 28) ** 2
+    sheet = tile_sheet(x, nrow=8)
+    assert len(grey_png(sheet)) < len(png_bytes(sheet, compress_level=1))
+    with pytest.raises(ValueError, match="grey"):
+        grey_png(sheet.convert("RGB"))

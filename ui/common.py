@@ -18,6 +18,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
+from vae_demo.pictures import grey_png
 from vae_demo.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")
@@ -116,12 +117,16 @@ def answered(event, fn: Callable, inputs, outputs: list, **kw):
 
 def png_file(img: Image.Image) -> str:
     """An event's output image -> the path of its PNG in Gradio's cache, where Gradio's own save would put it (a
-    folder named by the hash of the bytes), but at zlib level 1, not PIL's 6: 4.5 ms against 8.4 ms for a sheet of
-    64 MNIST samples, 37 KB against 32 KB. Gradio then finds its copy already there. For an event's answer only: a
-    path kept for later (a memoised refresh) could outlive Gradio's cache."""
-    buf = io.BytesIO()
-    img.save(buf, "png", compress_level=1)
-    data = buf.getvalue()
+    folder named by the hash of the bytes), made faster than Gradio would: grey pictures through pictures.grey_png
+    (2.4 ms against Pillow's 5.4 ms at level 1 for a sheet of 64 samples), colour ones at zlib level 1, not PIL's 6
+    (4.5 against 8.4 ms for that sheet in Pillow). Gradio then finds its copy already there. For an event's answer
+    only: a path kept for later (a memoised refresh) could outlive Gradio's cache."""
+    if img.mode == "L":
+        data = grey_png(img)  # the digits' pictures: a quarter smaller and twice as fast to make (vae_demo/pictures.py)
+    else:
+        buf = io.BytesIO()
+        img.save(buf, "png", compress_level=1)
+        data = buf.getvalue()
     folder = Path(get_upload_folder()) / processing_utils.hash_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "image.png"

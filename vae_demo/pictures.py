@@ -2,6 +2,8 @@
 heat maps; animated GIFs. (images.py is the other direction: any upload -> the model's input.)"""
 
 import io
+import struct
+import zlib
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -98,6 +100,30 @@ def heatmap(values: torch.Tensor, vmax: float = 1.0) -> Image.Image:
         _MAGMA_LUT.append((colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8))
     v = (values.detach().float().cpu().numpy() / max(vmax, 1e-12)).clip(0, 1)
     return Image.fromarray(_MAGMA_LUT[0][(v * 255).round().astype(np.intp)], "RGB")
+
+
+def grey_png(img: Image.Image) -> bytes:
+    """An 8-bit grey ("L") image -> PNG bytes: every row filtered "Up" (the difference to the row above) and deflated
+    with zlib's run-length strategy. Pillow tries all five row filters on every row (its adaptive choice): 5.4 ms
+    at level 1 for a sheet of 64 enlarged samples (932 px), where this takes 2.4 ms and the file is a quarter
+    smaller (29 against 39 KB), because an enlarged picture repeats each row. The pixels are the same (tested:
+    Pillow reads them back); colour images stay with Pillow."""
+    if img.mode != "L":
+        raise ValueError(f"grey_png writes 8-bit grey images, not {img.mode}")
+    a = np.asarray(img)
+    h, w = a.shape
+    rows = np.empty((h, w + 1), np.uint8)
+    rows[:, 0] = 2  # the "Up" filter; above the first row is taken as zeros
+    rows[0, 1:] = a[0]
+    np.subtract(a[1:], a[:-1], out=rows[1:, 1:])  # uint8 wraps around: the filter's arithmetic is modulo 256
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = deflate.compress(rows.tobytes()) + deflate.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8 bits, grey, deflate, adaptive filtering, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 GREY_PALETTE = bytes(i // 3 for i in range(768))  # the palette Pillow gives a grey ("L") frame: index i is (i, i, i)

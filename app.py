@@ -6,6 +6,8 @@
 import argparse
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 import ui.gradio_import  # noqa: F401  first, before gradio: Gradio's import without its stub writer (ui/gradio_import.py)
 import gradio as gr
@@ -106,7 +108,13 @@ def create_demo(models=None, device: str = "auto") -> gr.Blocks:
     reuse_freed_memory()  # a forward's fresh tensors from the heap, not from the kernel page by page (vae_demo/device.py)
     # Images are read only from Gradio's upload folder and the bundled examples, whatever path a client sends.
     roots = [get_upload_folder(), CHECKPOINTS_DIR]
-    return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots))
+    # GIFs are written inside Gradio's cache, so that Gradio serves them where they are instead of hashing and
+    # copying each into its cache on the event loop (0.8 ms of /interpolate, docs/PERFORMANCE.md). Gradio's clean-up
+    # deletes only files it copied there itself; the service prunes its own GIFs (GIF_KEEP).
+    os.makedirs(get_upload_folder(), exist_ok=True)
+    gifs = Path(tempfile.mkdtemp(prefix="vae-demo-gifs-", dir=get_upload_folder()))
+    return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots,
+                                               gif_dir=gifs))
 
 
 # Uploads over the limit are refused by Gradio (HTTP 413) before they are stored; sessions are capped so that

@@ -93,3 +93,17 @@ def test_anything_else_goes_through_gradios_json(value):
     assert not plain_numbers(value)
     theirs = j.postprocess(value)
     assert postprocessed(lambda: value, [j])() == (theirs.model_dump() if hasattr(theirs, "model_dump") else theirs)
+
+
+def test_an_interpolations_gif_is_served_where_it_was_written(demo, examples):
+    """The app's GIFs are written inside Gradio's cache, so Gradio serves that file: no hash and copy per answer."""
+    from pathlib import Path
+
+    from gradio.utils import get_upload_folder
+
+    block_fn = event(demo, "interpolate")
+    raw = block_fn.fn.__wrapped__(str(examples[0]), str(examples[1]), "mnist", 4, "lerp")
+    gif = Path(raw[1])
+    assert gif.is_file() and gif.resolve().is_relative_to(Path(get_upload_folder()).resolve())
+    sent = answer(demo, block_fn, postprocessed(lambda: raw, block_fn.outputs)(), postprocess=False)
+    assert Path(sent[1]["path"]) == gif and sent[1]["url"].endswith(gif.name)

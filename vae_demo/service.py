@@ -43,12 +43,13 @@ class DemoService(KnobsMixin):
         self.calls: Counter = Counter()  # handler name -> calls, so a test can see one action run one handler once
 
     @classmethod
-    def from_sources(cls, sources: list, device: torch.device, upload_roots: Optional[list] = None) -> "DemoService":
+    def from_sources(cls, sources: list, device: torch.device, upload_roots: Optional[list] = None,
+                     gif_dir: Optional[Path] = None) -> "DemoService":
         registry = ModelRegistry(device)
         for s in sources or ["mnist"]:
             registry.load(s, allow_local=True)
         hub_reachable()  # starts the background probe, so a visitor's guidance can say whether photo models can load
-        return cls(registry, upload_roots=upload_roots)
+        return cls(registry, gif_dir=gif_dir, upload_roots=upload_roots)
 
     # --- models -------------------------------------------------------------------------
     def models(self) -> list:

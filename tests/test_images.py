@@ -108,7 +108,6 @@ def test_to_pil_grid_heatmap_and_gif(tmp_path):
             assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(frames[k]))  # lossless: 256 greys
 
 
-
 def pillows_own_gif(frames, boomerang=True) -> bytes:
     """What save_gif wrote before: Pillow's save of the frames as they are."""
     frames = list(frames) + (list(frames[-2:0:-1]) if boomerang and len(frames) > 2 else [])
@@ -169,6 +168,7 @@ def test_dropping_a_colour_table_that_differs_is_refused():
     p[0].save(buf, "gif", save_all=True, append_images=p[1:], duration=100, loop=0, optimize=False)
     assert without_repeated_colour_tables(buf.getvalue()) == buf.getvalue()
     assert b",\x00\x00\x00\x00\x04\x00\x04\x00\x87" in buf.getvalue()  # the second frame's own 256-colour table
+
 
 # --- what comes from libraries, checked against what we had or against another library -----------------------
 def reference_grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:

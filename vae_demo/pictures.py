@@ -134,8 +134,9 @@ def save_gif(frames: list, path: Union[str, Path], duration_ms: int = 120, boome
 
     Grey frames go to Pillow as palette images with the grey palette: for an "L" frame Pillow builds that palette
     again, in Python, for every frame, 40 % of the GIF's time (30 frames of 224 px: 11.0 -> 6.7 ms). A palette frame
-    gets the same palette repeated as a local colour table, which is then dropped: the file is byte for byte the one
-    Pillow writes for the grey frames (tested)."""
+    gets the same palette repeated as a local colour table, which is then dropped. For frames that change inside a
+    still border, as digits and their interpolations do, the file is byte for byte the one Pillow writes for the grey
+    frames; other grey frames decode the same from a file no larger (tested)."""
     frames = [f.convert("RGB") if f.mode not in ("L", "RGB") else f for f in frames]
     grey = all(f.mode == "L" for f in frames)
     if grey:

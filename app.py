@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 from ui import analogy, api_tab, betas, channels, interpolate, latent_map, reconstruct, sample, sliders
 from ui.common import M, PRIVATE, user_errors
 from ui import gradio_sessions
+from ui.gradio_queue import wake_on_change
 from ui.gradio_startup import deferred_app
 from vae_demo import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
@@ -84,6 +85,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
             load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
             hub_id.submit(load_model, [hub_id], [model, load_status], **PRIVATE, concurrency_limit=1)
         demo.queue(max_size=64, default_concurrency_limit=2)
+        wake_on_change(demo._queue)  # no 1 ms poll beside the model calls (ui/gradio_queue.py)
     demo.vae_service = service  # for tests and the benchmark: what the page's handlers call
     return demo
 

@@ -237,7 +237,7 @@ def has_strokes(value) -> bool:
         return has_ink(composite)
     if any(im.mode != "RGBA" or im.getchannel("A").getextrema()[1] > 0 for im in layers):
         return True
-    if value.get("composite") is not None and not layers:
+    if composite is not None and not layers:
         return True  # an API client's composite alone
     bg = value.get("background")  # a picture given as the background (not the pad's own white page)
     return isinstance(bg, Image.Image) and min(lo for lo, _ in bg.convert("RGB").getextrema()) < 250

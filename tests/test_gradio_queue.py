@@ -1,12 +1,12 @@
 """ui.gradio_queue: Gradio's queue starts events when they are pushed and when a job ends, not on a 1 ms poll;
 it keeps Gradio's limits, and any other Gradio release keeps its own loop."""
 
+import contextlib
 import socket
 import threading
 import time
 
 import gradio as gr
-import pytest
 from gradio_client import Client
 
 from ui import gradio_queue
@@ -39,9 +39,21 @@ def page(limit: int):
     return demo, most
 
 
-def launched(demo) -> Client:
+def woken(limit: int):
+    """page(limit) with its queue waking on change"""
+    demo, most = page(limit)
+    assert gradio_queue.wake_on_change(demo._queue)
+    return demo, most
+
+
+@contextlib.contextmanager
+def served(demo):
+    """demo launched on 127.0.0.1 -> a client of it; closed afterwards"""
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    return Client(demo.local_url, verbose=False)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
 
 
 def test_the_installed_gradio_runs_the_loop_copied_here():
@@ -52,10 +64,8 @@ def test_the_installed_gradio_runs_the_loop_copied_here():
 def test_events_start_when_pushed_and_when_a_job_ends_not_on_a_poll(monkeypatch):
     # A safety net far longer than the test: every start must come from a push or from a job that ended.
     monkeypatch.setattr(gradio_queue, "SAFETY_NET_S", 60.0)
-    demo, most = page(limit=1)
-    assert gradio_queue.wake_on_change(demo._queue)
-    client = launched(demo)
-    try:
+    demo, most = woken(limit=1)
+    with served(demo) as client:
         t = time.perf_counter()
         jobs = [client.submit(i, api_name="/slow") for i in range(3)]
         assert [j.result(timeout=30) for j in jobs] == [1, 2, 3]
@@ -63,46 +73,32 @@ def test_events_start_when_pushed_and_when_a_job_ends_not_on_a_poll(monkeypatch)
         assert 0.6 <= took < 20, took  # one at a time (the limit held), each started when the one before ended
         assert most[0] == 1
         assert demo._queue.looks < 40  # a few looks per event, not one every millisecond
-    finally:
-        demo.close()
 
 
 def test_concurrency_limits_still_hold_and_every_event_is_answered():
-    demo, most = page(limit=2)
-    assert gradio_queue.wake_on_change(demo._queue)
-    client = launched(demo)
-    try:
+    demo, most = woken(limit=2)
+    with served(demo) as client:
         jobs = [client.submit(i, api_name="/slow") for i in range(6)]
         assert sorted(j.result(timeout=60) for j in jobs) == list(range(1, 7))
         assert most[0] == 2  # two at once, never three
-    finally:
-        demo.close()
 
 
 def test_an_idle_queue_looks_a_few_times_a_second():
-    demo, _ = page(limit=1)
-    assert gradio_queue.wake_on_change(demo._queue)
-    client = launched(demo)
-    try:
+    demo, _ = woken(limit=1)
+    with served(demo) as client:
         assert client.predict(1, api_name="/slow") == 2
         before = demo._queue.looks
         time.sleep(1.0)
         looks = demo._queue.looks - before
         assert 1 <= looks <= 1 / gradio_queue.SAFETY_NET_S + 10, looks  # Gradio's own loop: about 1,000
-    finally:
-        demo.close()
 
 
 def test_a_relaunched_page_is_served_by_a_new_loop():
     """An asyncio.Event belongs to one event loop; launch() after close() runs another."""
-    demo, _ = page(limit=1)
-    assert gradio_queue.wake_on_change(demo._queue)
+    demo, _ = woken(limit=1)
     for x in (1, 5):
-        client = launched(demo)
-        try:
+        with served(demo) as client:
             assert client.predict(x, api_name="/slow") == x + 1
-        finally:
-            demo.close()
 
 
 def test_another_gradio_release_keeps_its_own_loop(monkeypatch):
@@ -111,16 +107,12 @@ def test_another_gradio_release_keeps_its_own_loop(monkeypatch):
     queue = demo._queue
     assert not gradio_queue.wake_on_change(queue)
     assert "start_processing" not in vars(queue) and "push" not in vars(queue)  # the class's own methods
-    client = launched(demo)
-    try:
+    with served(demo) as client:
         assert client.predict(2, api_name="/slow") == 3
-    finally:
-        demo.close()
 
 
-@pytest.mark.parametrize("models", [["mnist"]])
-def test_the_app_queue_wakes_on_change(models):
+def test_the_app_queue_wakes_on_change():
     import app
 
-    demo = app.create_demo(models, "cpu")
+    demo = app.create_demo(["mnist"], "cpu")
     assert "start_processing" in vars(demo._queue) and demo._queue.looks == 0

@@ -37,7 +37,7 @@ def pad():
 
 
 @pytest.fixture()
-def sent(tmp_path_factory):
+def sent():
     """The page's three pictures for one stroke, in Gradio's upload folder: -> a function name -> FileData dict"""
     folder = Path(get_upload_folder()) / f"test-sketchpad-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)

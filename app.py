@@ -15,7 +15,7 @@ from gradio.utils import get_upload_folder
 
 from ui import analogy, api_tab, betas, channels, interpolate, latent_map, reconstruct, sample, sliders
 from ui.common import M, PRIVATE, user_errors
-from ui import gradio_sessions
+from ui import gradio_sessions, gradio_traverse
 from ui.gradio_queue import wake_on_change
 from ui.gradio_startup import deferred_app
 from vae_demo import texts
@@ -44,6 +44,7 @@ CSS = """
 
 def build_demo(service: DemoService) -> gr.Blocks:
     gradio_sessions.install()  # a sessionless API call no longer copies the config of all ~150 blocks
+    gradio_traverse.install()  # Gradio's look for files in every output without a coroutine per number in it
     first = service.model_names()[0]
 
     def capability_note(m) -> str:

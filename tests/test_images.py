@@ -12,6 +12,8 @@ from vae_demo.pictures import (
     grey_png,
     grid,
     heatmap,
+    grey_gif,
+    pillow_gif,
     save_gif,
     tile_sheet,
     to_pil,
@@ -146,6 +148,27 @@ def test_a_grey_gif_shows_what_pillows_own_shows_and_is_the_same_file_for_digits
             assert all(np.array_equal(p[0], q[0]) and p[1:] == q[1:] for p, q in zip(a, b))
     one = [to_pil(digits[0], 8)]
     assert save_gif(one, tmp_path / "one.gif").read_bytes() == pillows_own_gif(one)
+
+
+def test_grey_gif_is_the_file_pillow_writes_for_the_same_frames():
+    """grey_gif lays out by hand what Pillow writes for grey frames as palette images (pillow_gif): the same bytes for
+    digits, frames that change everywhere, repeated frames (their durations summed), two frames, odd sizes; a
+    single distinct frame is left to Pillow, which writes a still."""
+    torch.manual_seed(1)
+    digits = torch.zeros(12, 1, 28, 28)
+    digits[:, :, 5:22, 6:23] = torch.rand(12, 1, 17, 17) ** 2
+    cases = {
+        "digits": [to_pil(t, 8) for t in digits],
+        "changing everywhere": [to_pil(t, 3) for t in torch.rand(5, 1, 13, 7)],
+        "repeats": [to_pil(t, 2) for t in digits[[0, 0, 1, 1, 1, 2, 0, 0]]],
+        "two": [to_pil(t) for t in digits[:2]],
+        "one pixel changes": [to_pil(t) for t in torch.zeros(3, 1, 9, 11).index_put_((torch.tensor([1]),), torch.ones(1, 9, 11))],
+    }
+    for name, frames in cases.items():
+        for duration in (120, 7, 40):
+            assert grey_gif(frames, duration) == pillow_gif(frames, duration), (name, duration)
+    same = [to_pil(digits[0])] * 3
+    assert grey_gif(same, 120) is None and grey_gif(same[:1], 120) is None
 
 
 def test_a_colour_gif_keeps_its_own_colour_tables(tmp_path):

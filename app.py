@@ -18,11 +18,11 @@ from ui.common import M, PRIVATE, user_errors
 from ui import gradio_sessions, gradio_traverse
 from ui.gradio_queue import wake_on_change
 from ui.gradio_startup import deferred_app
-from vae_demo import texts
+from vae_demo.serving import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
-from vae_demo.images import MAX_UPLOAD_BYTES
-from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
-from vae_demo.service import DemoService
+from vae_demo.imaging.uploads import MAX_UPLOAD_BYTES
+from vae_demo.hub.loading import CHECKPOINTS_DIR, bundled_models
+from vae_demo.serving.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
 # Gradio's queue recomputes its monitoring summary (a pandas frame of up to 10,000 past events, then percentiles)
@@ -30,7 +30,7 @@ log = logging.getLogger("vae_demo.app")
 # events is fresh enough for /monitoring/summary. Read when the queue is made; an environment setting wins.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 # Gradio wraps every event in matplotlib.get_backend(), which, with no backend chosen, imports pyplot and probes for
-# a display: 0.75 s in the server's first answer here. A server draws off-screen: Agg from the start, as charts.py
+# a display: 0.75 s in the server's first answer here. A server draws off-screen: Agg from the start, as vae_demo/imaging/charts.py
 # draws. Set before anything imports matplotlib (nothing does at start-up); an environment setting wins.
 os.environ.setdefault("MPLBACKEND", "agg")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]

@@ -25,7 +25,7 @@ def _unit(image) -> np.ndarray:
     a = np.asarray(image)
     a = a.reshape(28, 28) if a.size == 28 * 28 else a
     if a.shape != (28, 28):
-        raise ValueError(f"remake takes a 28 x 28 dataset image, got shape {np.shape(image)}.")
+        raise ValueError(f"as_upload takes a 28 x 28 dataset image, got shape {np.shape(image)}.")
     a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 or a.max() > 1.0 else 1.0)
     if a.max() < 0.2:
         raise ValueError("The image has no ink: pass a light item on black, as MNIST stores it.")
@@ -152,7 +152,7 @@ def _coverage(v: np.ndarray, kind: str, fashion: bool, photo: bool, rng: np.rand
     return up.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=0)
 
 
-def remake(image: np.ndarray, kind: str, rng: np.random.Generator, dataset: str = "mnist") -> Image.Image:
+def as_upload(image: np.ndarray, kind: str, rng: np.random.Generator, dataset: str = "mnist") -> Image.Image:
     """A 28 x 28 dataset image (uint8, or float in [0, 1]; light on black) -> the same item as a person would
     upload it: RGB (paint program), RGBA (transparent sketch canvas) or a decoded JPEG (photo kinds)."""
     if kind not in KINDS:
@@ -231,7 +231,7 @@ def corpus(images, labels, kinds=KINDS, seed: int = 0, per_image: int = 1, datas
         for copy in range(per_image):
             for kind in kinds:
                 rng = np.random.default_rng([seed, i, copy, KINDS.index(kind)])
-                out.append((remake(image, kind, rng, dataset), label, kind))
+                out.append((as_upload(image, kind, rng, dataset), label, kind))
     return out
 
 

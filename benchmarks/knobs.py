@@ -3,7 +3,7 @@ what β does, measured on the test sets and written to docs/KNOBS.md with pictur
 
     python benchmarks/knobs.py [--n 1000]
 
-Reads what `python -m vae_demo.directions mnist|fashion-mnist` measured (checkpoints/*/edits.json) and measures the
+Reads what `python -m vae_demo.training.directions mnist|fashion-mnist` measured (checkpoints/*/edits.json) and measures the
 conditional model's analogies itself: for n test digits, the ten tiles of /analogy's handler; the classifier's
 reading of each tile, and the rank correlation (Spearman) of the tiles' thickness and slant with the input's.
 Needs ../shared/datasets.
@@ -20,14 +20,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vae_demo.charts import labelled_grid, rate_distortion_chart  # noqa: E402
-from vae_demo.classifier import classifier_for  # noqa: E402
-from vae_demo.data import DEFAULT_ROOT, load_dataset  # noqa: E402
-from vae_demo.directions import edit_latent  # noqa: E402
-from vae_demo.edits import directions_of  # noqa: E402
-from vae_demo.loading import load_vae  # noqa: E402
-from vae_demo.morphometry import measure  # noqa: E402
-from vae_demo.service import DemoService  # noqa: E402
+from vae_demo.imaging.charts import labelled_grid, rate_distortion_chart  # noqa: E402
+from vae_demo.models.classifier import classifier_for  # noqa: E402
+from vae_demo.datasets.mnist import DEFAULT_ROOT, load_dataset  # noqa: E402
+from vae_demo.analysis.directions import edit_latent  # noqa: E402
+from vae_demo.serving.edits import directions_of  # noqa: E402
+from vae_demo.hub.loading import load_vae  # noqa: E402
+from vae_demo.analysis.morphometry import measure  # noqa: E402
+from vae_demo.serving.service import DemoService  # noqa: E402
 
 DOCS = ROOT / "docs"
 BETAS = ("mnist-beta-0.25", "mnist-beta-1", "mnist-beta-4", "mnist-beta-16")
@@ -67,8 +67,8 @@ def edit_picture(svc: DemoService, root: str) -> None:
     """six test digits (rows), each knob from -2 to +2 (five columns), the knobs side by side"""
     from PIL import Image, ImageDraw
 
-    from vae_demo.charts import _label_font
-    from vae_demo.pictures import grid
+    from vae_demo.imaging.charts import _label_font
+    from vae_demo.imaging.render import grid
 
     vae = svc.registry.get("mnist")
     test = load_dataset("mnist", False, root)
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(2)
     svc = DemoService.from_sources(["mnist", "fashion-mnist", "mnist-cvae", "mnist-2d", *BETAS], torch.device("cpu"))
     lines = ["# Knobs with names", "",
-             "Measured by `python benchmarks/knobs.py` (and `python -m vae_demo.directions mnist|fashion-mnist`, whose",
+             "Measured by `python benchmarks/knobs.py` (and `python -m vae_demo.training.directions mnist|fashion-mnist`, whose",
              "figures it reads from `checkpoints/*/edits.json`), on the CPU. Every number below is a share of test images.", ""]
 
     # 1. named directions on mnist
@@ -109,7 +109,7 @@ def main(argv=None) -> None:
     lines += ["## Named directions on `mnist`", "",
               f"Fitted on {e['n_fit']:,} training images' μ, measured on {e['n_test']:,} test digits: each one's μ moved "
               f"+{e['amount']:g} and −{e['amount']:g} standard deviations along the knob, both decoded, both measured with "
-              "Morpho-MNIST's definitions (`vae_demo/morphometry.py`). *Right direction*: the +2 image measures larger than "
+              "Morpho-MNIST's definitions (`vae_demo/analysis/morphometry.py`). *Right direction*: the +2 image measures larger than "
               "the −2 image. *Same digit*: the bundled classifier reads the digit's label in both. Floors: 90 % and 80 %.", ""]
     lines += ["| knob | fitted by | held-out R² of the linear fit | right direction | same digit | change per step | "
               "control (shuffled values): right direction |", "|---|---|---|---|---|---|---|"]
@@ -169,7 +169,7 @@ def main(argv=None) -> None:
 
     # 4. beta
     lines += ["## What β does", "", "Four models that differ only in β (the same architecture, data, seed and schedule), "
-              "on the binarized test set (`python -m vae_demo.evaluate`):", "",
+              "on the binarized test set (`python -m vae_demo.training.evaluate`):", "",
               "| model | β | rate (KL, nats) | distortion (nats) | ELBO | NLL (IWAE) | active units |", "|---|---|---|---|---|---|---|"]
     pts = []
     for name in BETAS:

@@ -23,9 +23,9 @@ def model_phase(app_dir: Path, models: list, device: str, ex: list, iters: int, 
     from gradio import processing_utils
     from PIL import Image
 
-    from vae_demo import inference
+    from vae_demo.serving import inference
     from vae_demo.device import pick_device, reuse_freed_memory
-    from vae_demo.service import DemoService
+    from vae_demo.serving.service import DemoService
 
     reuse_freed_memory()  # as app.py does: the figures are the app's
     dev = pick_device(device)

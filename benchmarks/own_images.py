@@ -2,7 +2,7 @@
 
     python benchmarks/own_images.py [--per-kind 60] [--clean 500] [--direct]
 
-Each test image is re-made by `vae_demo.remake` (a large canvas, off-centre, thin or thick strokes, blue ink,
+Each test image is re-made by `benchmarks/as_uploaded.py` (a large canvas, off-centre, thin or thick strokes, blue ink,
 paper with uneven light and noise, JPEG, a transparent sketch canvas, tilt), sent as a file to `/reconstruct` of
 the app running on 127.0.0.1 (or, with --direct, to the same handler in this process), and the bundled
 classifier reads the reconstruction. The rate at which it reads as the drawn label, per kind, beside the clean
@@ -26,8 +26,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vae_demo import remake  # noqa: E402
-from vae_demo.data import load_dataset  # noqa: E402
+import as_uploaded  # noqa: E402
+from vae_demo.datasets.mnist import load_dataset  # noqa: E402
 
 MODELS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
 DOCS = ROOT / "docs"
@@ -44,7 +44,7 @@ class Direct:
     """The app's handler in this process (fast, for developing the framing)."""
 
     def __init__(self, models):
-        from vae_demo.service import DemoService
+        from vae_demo.serving.service import DemoService
 
         self.service = DemoService.from_sources(models, torch.device("cpu"))
 
@@ -69,7 +69,7 @@ class Served:
             port = s.getsockname()[1]
         self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
         self.client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        from vae_demo.service import DemoService
+        from vae_demo.serving.service import DemoService
 
         self.local = DemoService(self.demo.vae_service.registry)  # the same models, reading files from anywhere
 
@@ -97,15 +97,15 @@ def run(app, dataset: str, per_kind: int, clean: int, seed: int, tmp: Path) -> d
         m = app.reconstruct(p, MODELS[dataset])
         hits += m.get("reconstruction_class") == names[int(data.labels[i])]
     rows["clean test images"] = {"n": clean, "framed": hits / clean}
-    kinds = remake.KINDS
+    kinds = as_uploaded.KINDS
     rng = np.random.default_rng(seed)
     for kind in kinds:
         framed = unframed = read = 0
         idx = pick(data, per_kind, seed + 1 + kinds.index(kind))
         for j, i in enumerate(tqdm(idx, desc=f"{dataset} {kind}", leave=False)):
-            img = remake.remake(data.images[i, 0].numpy(), kind, rng, dataset=dataset)
-            raw = remake.to_bytes(img, kind)
-            p = tmp / f"{kind}-{i}.{'jpg' if kind in remake.PHOTO_KINDS else 'png'}"
+            img = as_uploaded.as_upload(data.images[i, 0].numpy(), kind, rng, dataset=dataset)
+            raw = as_uploaded.to_bytes(img, kind)
+            p = tmp / f"{kind}-{i}.{'jpg' if kind in as_uploaded.PHOTO_KINDS else 'png'}"
             p.write_bytes(raw)
             label = names[int(data.labels[i])]
             try:
@@ -130,12 +130,12 @@ def run(app, dataset: str, per_kind: int, clean: int, seed: int, tmp: Path) -> d
 def picture(datasets: list, path: Path, seed: int = 0) -> None:
     """Typical cases, one per kind of image (a different test image each), for each dataset side by side:
     the upload, the input as the model sees it, the reconstruction, and what the classifier reads."""
-    from vae_demo.service import DemoService
+    from vae_demo.serving.service import DemoService
 
     service = DemoService.from_sources([MODELS[d] for d in datasets], torch.device("cpu"))
     cell, pad, text = 84, 6, 150
     col_w = 3 * (cell + pad) + text
-    kinds = remake.KINDS
+    kinds = as_uploaded.KINDS
     sheet = Image.new("RGB", (len(datasets) * col_w + pad, len(kinds) * (cell + pad) + pad + 24), "white")
     draw = ImageDraw.Draw(sheet)
     for c, ds in enumerate(datasets):
@@ -144,7 +144,7 @@ def picture(datasets: list, path: Path, seed: int = 0) -> None:
         draw.text((x0, 6), f"{ds}: upload | as the model sees it | reconstruction", fill="black")
         for r, kind in enumerate(kinds):
             i = pick(data, 10, seed + 99)[(3 * r + 1) % 10]
-            img = remake.remake(data.images[i, 0].numpy(), kind, np.random.default_rng([seed, r, c]), dataset=ds)
+            img = as_uploaded.as_upload(data.images[i, 0].numpy(), kind, np.random.default_rng([seed, r, c]), dataset=ds)
             label = data.class_names[int(data.labels[i])]
             y = 24 + pad + r * (cell + pad)
             up = img.convert("RGBA")
@@ -167,7 +167,7 @@ def report(results: dict, args, wall: float) -> str:
     out = ["# Own images: a digit drawn or photographed comes back as itself", "",
            f"`python benchmarks/own_images.py --per-kind {args.per_kind} --clean {args.clean}"
            + (" --direct" if args.direct else "") + f"` ({'in process' if args.direct else 'through `/reconstruct` of the app served on 127.0.0.1'}; "
-           f"{wall:.0f} s). Test images re-made by `vae_demo/remake.py` the way people make them; the bundled classifier "
+           f"{wall:.0f} s). Test images re-made by `vae_demo/as_uploaded.py` the way people make them; the bundled classifier "
            "(`checkpoints/classifiers/`) reads the reconstruction. *Framed*: the app's default (framing like the training "
            "data); *unframed*: `frame=False`, the image only padded to a square and shrunk; *input read*: the classifier "
            "on the framed input itself (how recognisable the re-made image still is). A refusal counts as a miss.", ""]

@@ -7,12 +7,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # as_uploaded: test images re-made as people upload them
 # Tests never touch the real Hub: anything that slips through fails fast instead of retrying.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 torch.set_num_threads(1)
 
-from vae_demo.model import VAE, VAEConfig  # noqa: E402
+from vae_demo.models.vae import VAE, VAEConfig  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "checkpoints" / "mnist" / "examples").glob("*.png"))
 TINY = dict(image_size=8, channels=1, latent_dim=3, hidden_channels=(4,), hidden_dim=16)

@@ -156,11 +156,11 @@ def test_handlers_are_wrapped_for_zerogpu_when_spaces_is_importable(monkeypatch)
 def test_reconstruct_takes_what_the_sketchpad_sends_and_refuses_a_malformed_dict(client, tmp_path):
     from gradio_client.exceptions import AppError
 
-    from vae_demo import remake
+    import as_uploaded
 
     digit = np.asarray(Image.open(sorted(__import__("conftest").EXAMPLES)[7]).convert("L"))
     layer = tmp_path / "layer.png"
-    remake.remake(digit, "transparent-sketch", np.random.default_rng(0)).save(layer)  # a black pen on transparent
+    as_uploaded.as_upload(digit, "transparent-sketch", np.random.default_rng(0)).save(layer)  # a black pen on transparent
     sketch = {"background": None, "layers": [handle_file(str(layer))], "composite": handle_file(str(layer))}
     _, metrics, summary = client.predict(sketch=sketch, api_name="/reconstruct_sketch")
     assert metrics["input_class"] == "7" and metrics["reconstruction_class"] == "7"

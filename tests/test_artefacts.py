@@ -1,14 +1,16 @@
-"""What `python -m vae_demo.evaluate` stored beside each bundled model loads and means what it says."""
+"""What `python -m vae_demo.training.evaluate` stored beside each bundled model loads and means what it says."""
 
 import json
 
 import pytest
 import torch
 
-from vae_demo import bundled_models, inference, load_vae
-from vae_demo.images import prepare
-from vae_demo.knowledge import knowledge, latent_to_map, map_to_latent
-from vae_demo.loading import CHECKPOINTS_DIR
+from vae_demo import bundled_models, load_vae
+
+from vae_demo.serving import inference
+from vae_demo.imaging.uploads import prepare
+from vae_demo.analysis.evaluation_files import knowledge, latent_to_map, map_to_latent
+from vae_demo.hub.loading import CHECKPOINTS_DIR
 
 MODELS = bundled_models()
 
@@ -31,7 +33,7 @@ def test_stored_knowledge_loads_and_fits_the_model(name):
     assert k.latent_map["points"].shape[1] == 2 and len(k.latent_map["points"]) == len(k.latent_map["labels"])
     assert (CHECKPOINTS_DIR / name / "training_curves.png").is_file()
     card = (CHECKPOINTS_DIR / name / "README.md").read_text()
-    assert "## Evaluation" in card and "## Reproduce" in card and "python -m vae_demo.train" in card
+    assert "## Evaluation" in card and "## Reproduce" in card and "python -m vae_demo.training.train" in card
     # The slider order the app uses is the stored KL order.
     assert inference.slider_order(vae) == k.stats["kl_order"]
 
@@ -72,7 +74,7 @@ def test_dsprites_sliders_are_named_after_the_factors_they_track():
     m = knowledge(vae).metrics
     assert set(m["factor_spearman"]) == {"scale", "orientation", "pos_x", "pos_y"}
     assert 0 <= m["mig"] <= 1
-    from vae_demo.service import DemoService
+    from vae_demo.serving.service import DemoService
 
     labels = DemoService.from_sources(["dsprites"], torch.device("cpu")).slider_labels()
     for d, name in knowledge(vae).factor_names().items():
@@ -82,8 +84,8 @@ def test_dsprites_sliders_are_named_after_the_factors_they_track():
 def test_dsprites_factor_dimensions_hold_on_fresh_sprites():
     """The stored claim (which dimension tracks which factor, and how well) measured again on sprites the
     evaluation never saw: x position, y position and scale are each read off one dimension with |Spearman rho| >= 0.9."""
-    from vae_demo.dsprites import factor_values, generate, sample_factors
-    from vae_demo.evaluate import factor_correlations
+    from vae_demo.datasets.dsprites import factor_values, generate, sample_factors
+    from vae_demo.training.evaluate import factor_correlations
 
     vae = load_vae("dsprites")
     m = knowledge(vae).metrics

@@ -165,7 +165,7 @@ def seen_reads_as(page, name: str, timeout_s: float = 20.0) -> bool:
     import time
 
     import torch
-    from vae_demo.classifier import classifier_for
+    from vae_demo.models.classifier import classifier_for
 
     clf = classifier_for("mnist")
     deadline = time.perf_counter() + timeout_s
@@ -180,13 +180,13 @@ def seen_reads_as(page, name: str, timeout_s: float = 20.0) -> bool:
 
 
 def test_an_upload_runs_at_once_and_once(page, server, tmp_path):
-    from vae_demo import remake
+    import as_uploaded
 
     page.wait_for_selector("text=reads as")
     page.wait_for_function("!document.body.innerText.includes('processing')")
-    img = remake.remake(np.asarray(Image.open(EXAMPLES[4]).convert("L")), "jpeg-phone", np.random.default_rng(2))
+    img = as_uploaded.as_upload(np.asarray(Image.open(EXAMPLES[4]).convert("L")), "jpeg-phone", np.random.default_rng(2))
     photo = tmp_path / "four.jpg"
-    photo.write_bytes(remake.to_bytes(img, "jpeg-phone"))
+    photo.write_bytes(as_uploaded.to_bytes(img, "jpeg-phone"))
     service = SERVICES[server]
     before = dict(service.calls)
     page.locator("#upload input[type='file']").set_input_files(str(photo))  # no button pressed
@@ -273,7 +273,7 @@ def test_latent_sliders_tab(page):
 
 def test_dsprites_sliders_carry_the_factor_each_dimension_tracks(page):
     from vae_demo import load_vae
-    from vae_demo.knowledge import knowledge
+    from vae_demo.analysis.evaluation_files import knowledge
 
     names = knowledge(load_vae("dsprites")).factor_names()  # from the evaluation stored with the checkpoint
     assert {"x position", "y position", "scale"} <= {n.split(" (")[0] for n in names.values()}
@@ -315,7 +315,7 @@ def test_errors_are_shown_in_the_page(page, tmp_path):
 
 @pytest.mark.parametrize("width", [390])
 def test_the_first_minute_at_phone_width_by_keyboard(browser, server, tmp_path, width):
-    from vae_demo import remake
+    import as_uploaded
 
     ctx = browser.new_context(viewport={"width": width, "height": 844}, device_scale_factor=2)
     pg = ctx.new_page()
@@ -323,7 +323,7 @@ def test_the_first_minute_at_phone_width_by_keyboard(browser, server, tmp_path, 
     pg.goto(server + "/", wait_until="load")
     pg.wait_for_selector("text=reads as")  # a result on arrival, no button pressed
     assert pg.evaluate("document.documentElement.scrollWidth") <= width + 10  # no sideways scrolling on a phone
-    img = remake.remake(np.asarray(Image.open(EXAMPLES[2]).convert("L")), "drawn", np.random.default_rng(5))
+    img = as_uploaded.as_upload(np.asarray(Image.open(EXAMPLES[2]).convert("L")), "drawn", np.random.default_rng(5))
     drawn = tmp_path / "two.png"
     img.save(drawn)
     pg.locator("#upload button[aria-label='Remove Image']").first.focus()  # the example shown on arrival goes ...
@@ -367,7 +367,7 @@ def drag(page, slider, to: float) -> None:
 def test_a_named_knob_thickens_the_strokes_and_keeps_the_digit(page):
     import torch
 
-    from vae_demo.morphometry import measure
+    from vae_demo.analysis.morphometry import measure
 
     def thickness(img: Image.Image) -> float:
         x = torch.from_numpy(np.asarray(img.resize((28, 28), Image.BILINEAR), np.float32) / 255)[None, None]

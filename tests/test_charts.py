@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vae_demo.charts import training_curves
+from vae_demo.imaging.charts import training_curves
 
 
 def _log(n=6, continued_at=None):

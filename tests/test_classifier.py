@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_demo.classifier import CLASSIFIERS_DIR, Classifier, ClassifierConfig, classifier_for, load_classifier
-from vae_demo.loading import CHECKPOINTS_DIR, bundled_models
+from vae_demo.models.classifier import CLASSIFIERS_DIR, Classifier, ClassifierConfig, classifier_for, load_classifier
+from vae_demo.hub.loading import CHECKPOINTS_DIR, bundled_models
 
 TARGETS = {"mnist": 0.99, "fashion-mnist": 0.91}
 
@@ -42,7 +42,7 @@ def test_card_and_metrics_state_the_test_accuracy(dataset):
     assert metrics["n_test"] == 10000 and metrics["test_accuracy"] >= TARGETS[dataset]
     assert len(metrics["per_class_accuracy"]) == 10
     card = (folder / "README.md").read_text()
-    assert f"python -m vae_demo.classifier --dataset {dataset} " in card
+    assert f"python -m vae_demo.training.classifier --dataset {dataset} " in card
     assert f"**{metrics['test_accuracy'] * 100:.2f} %**" in card and "Seed 0" in card
     assert (folder / "model.safetensors").stat().st_size < 2 * 2**20
 
@@ -94,7 +94,7 @@ def test_config_checks_its_invariants():
 def test_the_classifier_the_app_uses_is_the_bundled_one_with_batchnorm_folded(examples):
     import torch
 
-    from vae_demo.classifier import for_inference
+    from vae_demo.models.classifier import for_inference
 
     plain = load_classifier(CLASSIFIERS_DIR / "mnist")
     x = torch.stack([torch.rand(1, 28, 28) for _ in range(4)])

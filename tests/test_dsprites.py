@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_demo import dsprites as ds
+from vae_demo.datasets import dsprites as ds
 
 SIZES = ds.FACTORS.sizes
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from vae_demo.evaluate_math import (
+from vae_demo.training.evaluate_math import (
     active_units, assign_factors, elbo, factor_correlations, iwae_bound, mutual_info_gap, spearman,
 )
-from vae_demo.model import VAE, VAEConfig
+from vae_demo.models.vae import VAE, VAEConfig
 
 torch.set_num_threads(1)
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_demo import remake
-from vae_demo.classifier import classifier_for
-from vae_demo.framing import SceneError, centre_of_mass, frame
-from vae_demo.images import ImageError, prepare
-from vae_demo.loading import load_vae
-from vae_demo.model import VAEConfig
-from vae_demo.service import DemoService, image_arg, sketch_image
+import as_uploaded
+from vae_demo.models.classifier import classifier_for
+from vae_demo.imaging.framing import SceneError, centre_of_mass, frame
+from vae_demo.imaging.uploads import ImageError, prepare
+from vae_demo.hub.loading import load_vae
+from vae_demo.models.vae import VAEConfig
+from vae_demo.serving.service import DemoService, image_arg, sketch_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = sorted((ROOT / "checkpoints" / "mnist" / "examples").glob("*.png"))
@@ -34,11 +34,11 @@ def shifted_mse(a: np.ndarray, b: np.ndarray, r: int = 1) -> float:
     return min(float(((np.roll(a, (dy, dx), (0, 1)) - b) ** 2).mean()) for dy in range(-r, r + 1) for dx in range(-r, r + 1))
 
 
-@pytest.mark.parametrize("kind", remake.KINDS)
+@pytest.mark.parametrize("kind", as_uploaded.KINDS)
 def test_a_remade_digit_frames_close_to_the_test_digit_it_was_made_from(kind):
     errors, unframed = [], []
     for i, p in enumerate(DIGITS):
-        img = remake.remake(digit(p), kind, np.random.default_rng([7, i]))
+        img = as_uploaded.as_upload(digit(p), kind, np.random.default_rng([7, i]))
         x = frame(img, "mnist").image[0, 0].numpy()
         assert x.shape == (28, 28) and 0 <= x.min() and x.max() <= 1
         errors.append(shifted_mse(x, digit(p)))
@@ -49,7 +49,7 @@ def test_a_remade_digit_frames_close_to_the_test_digit_it_was_made_from(kind):
 
 def test_the_framed_digit_is_centred_by_mass_and_fits_20_px():
     for i, p in enumerate(DIGITS):
-        img = remake.remake(digit(p), "drawn", np.random.default_rng(i))
+        img = as_uploaded.as_upload(digit(p), "drawn", np.random.default_rng(i))
         x = frame(img, "mnist").image[0, 0].numpy()
         cy, cx = centre_of_mass(x)
         assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5, (p.name, cy, cx)
@@ -63,7 +63,7 @@ def test_the_classifier_reads_framed_drawings_as_the_digit_drawn():
     xs, labels = [], []
     for k in kinds:
         for i, p in enumerate(DIGITS):
-            xs.append(frame(remake.remake(digit(p), k, np.random.default_rng([3, i])), "mnist").image)
+            xs.append(frame(as_uploaded.as_upload(digit(p), k, np.random.default_rng([3, i])), "mnist").image)
             labels.append(int(p.name[0]))
     pred = clf.predict(torch.cat(xs)).argmax(1).tolist()
     assert np.mean(np.array(pred) == np.array(labels)) >= 0.9
@@ -82,7 +82,7 @@ def test_a_digit_framed_as_mnist_is_left_alone_and_a_shifted_one_is_recentred():
 def test_fashion_framing_trims_fits_the_long_side_and_negates():
     for i, p in enumerate(CLOTHES):
         item = digit(p)
-        photo = remake.remake(item, "photo-paper", np.random.default_rng(i), dataset="fashion-mnist")
+        photo = as_uploaded.as_upload(item, "photo-paper", np.random.default_rng(i), dataset="fashion-mnist")
         f = frame(photo, "fashion")
         x = f.image[0, 0].numpy()
         assert f.inverted  # a dark product on a light page comes back light on black
@@ -125,7 +125,7 @@ def test_a_scene_photo_is_said_to_be_one_and_still_shown():
 def test_the_frame_switch_changes_what_the_model_sees():
     service = DemoService.from_sources(["mnist"], torch.device("cpu"))
     p = DIGITS[7]
-    img = remake.remake(digit(p), "offcentre-small", np.random.default_rng(1))
+    img = as_uploaded.as_upload(digit(p), "offcentre-small", np.random.default_rng(1))
     framed = np.asarray(service.as_seen(img, "mnist", frame=True).resize((28, 28), Image.BOX), np.float32) / 255
     plain = np.asarray(service.as_seen(img, "mnist", frame=False).resize((28, 28), Image.BOX), np.float32) / 255
     assert shifted_mse(framed, digit(p)) < shifted_mse(plain, digit(p)) / 2
@@ -143,7 +143,7 @@ def test_reconstruct_reports_the_verdict_and_says_it():
 
 
 def test_sketchpad_values_are_images(tmp_path):
-    layer = remake.remake(digit(DIGITS[2]), "transparent-sketch", np.random.default_rng(0))
+    layer = as_uploaded.as_upload(digit(DIGITS[2]), "transparent-sketch", np.random.default_rng(0))
     path = tmp_path / "layer.png"
     layer.save(path)
     white = tmp_path / "bg.png"
@@ -184,7 +184,7 @@ def test_what_counts_as_a_drawing_on_the_pad():
     stroke.paste((0, 0, 0, 255), (100, 40, 120, 200))
     assert has_strokes({**page, "layers": [stroke]})
     assert has_strokes({"background": None, "layers": [], "composite": stroke})  # an API client's composite alone
-    photo = remake.remake(digit(DIGITS[5]), "photo-paper", np.random.default_rng(0))
+    photo = as_uploaded.as_upload(digit(DIGITS[5]), "photo-paper", np.random.default_rng(0))
     assert has_strokes({"background": photo, "layers": [], "composite": None})  # a picture as the background
 
 
@@ -193,7 +193,7 @@ def test_a_grey_picture_saved_as_colour_frames_as_its_grey_self(framing, paths):
     """A black pen on white comes as RGBA, a grey scan often as RGB: framed on one channel, the same result."""
     rng = np.random.default_rng(3)
     for i, p in enumerate(paths[:4]):
-        grey = remake.remake(digit(p), remake.KINDS[i % len(remake.KINDS)], rng).convert("L")
+        grey = as_uploaded.as_upload(digit(p), as_uploaded.KINDS[i % len(as_uploaded.KINDS)], rng).convert("L")
         a, b = frame(grey, framing), frame(grey.convert("RGB"), framing)
         assert a.box == b.box and a.inverted == b.inverted
         assert torch.allclose(a.image, b.image, atol=1e-5)
@@ -205,7 +205,7 @@ def test_a_grey_picture_saved_as_colour_frames_as_its_grey_self(framing, paths):
 def test_a_pen_drawing_with_alpha_frames_as_it_did_on_three_channels():
     """The pad's black pen on a transparent layer is framed on one channel (grey with alpha): the same pixels as on
     the colour path, which a colour hidden under alpha 0 still takes."""
-    from vae_demo.images import equal_channels, to_grey_or_rgb
+    from vae_demo.imaging.uploads import equal_channels, to_grey_or_rgb
 
     ink = Image.open(DIGITS[3]).convert("L").resize((200, 200), Image.BICUBIC)
     layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))

@@ -82,7 +82,7 @@ def test_the_first_event_imports_no_pyplot_and_a_chart_still_draws():
         m.__enter__(); m.__exit__(None, None, None)
         import matplotlib
         before = "matplotlib.pyplot" in sys.modules
-        from vae_demo import charts
+        from vae_demo.imaging import charts
         img = charts.posterior_chart([0.0, 1.0], [1.0, 0.5], [0.0, 0.6])
         print(json.dumps({"pyplot_on_event": before, "backend": matplotlib.get_backend(), "chart": list(img.size)}))
     """)

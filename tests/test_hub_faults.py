@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import fakehub
-import vae_demo.hub as vae_hub  # the limits and the deadline live where the downloads are made
-import vae_demo.loading as loading
+import vae_demo.hub.download as vae_hub  # the limits and the deadline live where the downloads are made
+import vae_demo.hub.loading as loading
 from fakehub import set_offline, unused_port_url, use_endpoint
 from vae_demo import ModelLoadError, load_vae
-from vae_demo.registry import ModelRegistry
+from vae_demo.serving.registry import ModelRegistry
 
 REPO = "someone/tiny-vae"
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_demo.images import MAX_PIXELS, ImageError, open_image, prepare
-from vae_demo.pictures import (
+from vae_demo.imaging.uploads import MAX_PIXELS, ImageError, open_image, prepare
+from vae_demo.imaging.render import (
     GREY_PALETTE,
     contact_sheet,
     grey_png,
@@ -209,7 +209,7 @@ def reference_grid(t: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: 
 
 @pytest.mark.parametrize("b, c, nrow, padding", [(1, 1, 8, 2), (5, 1, 8, 2), (10, 1, 3, 1), (9, 3, 9, 0), (16, 3, 4, 4)])
 def test_grid_from_make_grid_is_identical_to_the_hand_made_one(b, c, nrow, padding):
-    from vae_demo.pictures import grid, to_pil
+    from vae_demo.imaging.render import grid, to_pil
 
     t = torch.rand(b, c, 12, 10, generator=torch.Generator().manual_seed(b))
     assert grid(t, nrow=nrow, padding=padding).tobytes() == to_pil(reference_grid(t, nrow, padding)).tobytes()
@@ -218,7 +218,7 @@ def test_grid_from_make_grid_is_identical_to_the_hand_made_one(b, c, nrow, paddi
 def test_heatmap_is_matplotlibs_magma():
     from matplotlib import colormaps
 
-    from vae_demo.pictures import heatmap
+    from vae_demo.imaging.render import heatmap
 
     v = torch.linspace(0, 1, 256)[None]
     ours = np.asarray(heatmap(v), dtype=int)[0]
@@ -233,7 +233,7 @@ def test_heatmap_is_matplotlibs_magma():
 def test_ssim_matches_scikit_image():
     from skimage.metrics import structural_similarity
 
-    from vae_demo.images import ssim
+    from vae_demo.imaging.uploads import ssim
 
     g = torch.Generator().manual_seed(0)
     for shape in [(1, 1, 28, 28), (1, 3, 64, 48), (1, 3, 9, 9)]:
@@ -247,7 +247,7 @@ def test_ssim_matches_scikit_image():
 
 
 def test_prepare_pads_to_a_square_as_before():
-    from vae_demo.images import prepare
+    from vae_demo.imaging.uploads import prepare
 
     wide = np.zeros((20, 36), np.uint8)
     wide[5:15, 4:30] = 255

@@ -3,8 +3,10 @@ import math
 import pytest
 import torch
 
-from vae_demo import inference, load_vae
-from vae_demo.inference import InputError
+from vae_demo import load_vae
+
+from vae_demo.serving import inference
+from vae_demo.serving.inference import InputError
 
 
 @pytest.fixture(scope="module")

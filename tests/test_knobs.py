@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from vae_demo import directions as dirs
-from vae_demo.classifier import classifier_for
-from vae_demo.inference import InputError
-from vae_demo.knowledge import knowledge, map_to_latent
-from vae_demo.morphometry import measure
-from vae_demo.service import DemoService
+from vae_demo.analysis import directions as dirs
+from vae_demo.training import directions as fitting
+from vae_demo.models.classifier import classifier_for
+from vae_demo.serving.inference import InputError
+from vae_demo.analysis.evaluation_files import knowledge, map_to_latent
+from vae_demo.analysis.morphometry import measure
+from vae_demo.serving.service import DemoService
 
 BETAS = ["mnist-beta-0.25", "mnist-beta-1", "mnist-beta-4", "mnist-beta-16"]
 
@@ -60,11 +61,11 @@ def test_a_fitted_direction_edits_its_attribute_and_one_fitted_on_shuffled_value
     vae, x, mu, labels, m = generated
     clf = classifier_for("mnist")
     fit = slice(0, 400)
-    real = dirs.with_step(attribute, attribute, dirs.fit_direction(mu[fit], m[attribute][:400], labels[fit], "class-covariance"), mu[fit])
+    real = fitting.with_step(attribute, attribute, fitting.fit_direction(mu[fit], m[attribute][:400], labels[fit], "class-covariance"), mu[fit])
     shuffled_values = np.random.default_rng(0).permutation(m[attribute][:400])
-    control = dirs.with_step(attribute, attribute, dirs.fit_direction(mu[fit], shuffled_values, labels[fit], "class-covariance"), mu[fit])
-    good = dirs.edit_test(vae, real, x[400:], labels[400:], clf)
-    bad = dirs.edit_test(vae, control, x[400:], labels[400:], clf)
+    control = fitting.with_step(attribute, attribute, fitting.fit_direction(mu[fit], shuffled_values, labels[fit], "class-covariance"), mu[fit])
+    good = fitting.edit_test(vae, real, x[400:], labels[400:], clf)
+    bad = fitting.edit_test(vae, control, x[400:], labels[400:], clf)
     assert good["right_direction"] >= 0.9 and good["change_per_amount"] > 0
     assert bad["right_direction"] < 0.8
 

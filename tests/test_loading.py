@@ -4,9 +4,9 @@ import time
 import pytest
 import torch
 
-import vae_demo.loading as loading
+import vae_demo.hub.loading as loading
 from vae_demo import ModelLoadError, VAE, bundled_models, load_vae
-from vae_demo.images import prepare
+from vae_demo.imaging.uploads import prepare
 
 
 @pytest.fixture

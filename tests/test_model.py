@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vae_demo.model import VAE, VAEConfig
+from vae_demo.models.vae import VAE, VAEConfig
 
 from conftest import TINY
 

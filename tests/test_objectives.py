@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from vae_demo.model import VAE
-from vae_demo.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss, kl_decomposition, permute_dims
+from vae_demo.models.vae import VAE
+from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss, kl_decomposition, permute_dims
 
 
 def test_terms_add_up_to_the_sampled_kl():

@@ -21,9 +21,11 @@ from huggingface_hub import hf_hub_download
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vae_demo import device, photo
-from vae_demo.images import ImageError
-from vae_demo.photo import (
+from vae_demo import device
+
+from vae_demo.models import photo
+from vae_demo.imaging.uploads import ImageError
+from vae_demo.models.photo import (
     LOGVAR_DETERMINISTIC,
     WEIGHTS_NAME,
     PhotoConfig,

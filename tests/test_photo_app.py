@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from vae_demo import load_vae
-from vae_demo.inference import InputError
-from vae_demo.registry import ModelRegistry
-from vae_demo.service import DemoService
+from vae_demo.serving.inference import InputError
+from vae_demo.serving.registry import ModelRegistry
+from vae_demo.serving.service import DemoService
 
 diffusers = pytest.importorskip("diffusers", reason="diffusers is a pinned runtime requirement")
 

@@ -1,4 +1,4 @@
-"""vae_demo.remake: dataset images re-made as uploads -- canvas, placement, strokes, light and file format."""
+"""benchmarks/as_uploaded.py: dataset images re-made as uploads -- canvas, placement, strokes, light and file format."""
 
 import io
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from vae_demo.remake import KINDS, PHOTO_KINDS, corpus, remake, to_bytes
+from as_uploaded import KINDS, PHOTO_KINDS, as_upload, corpus, to_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = {d: np.asarray(Image.open(ROOT / "checkpoints" / "mnist" / "examples" / f"{d}_{d}.png")) for d in range(10)}
@@ -45,7 +45,7 @@ def box(mask: np.ndarray) -> tuple:
 def test_canvas_placement_and_determinism(kind, dataset):
     items = [DIGITS[1], DIGITS[8]] if dataset == "mnist" else FASHION[::5]  # narrow, loops; a top, a sandal
     top = 1200 if kind in PHOTO_KINDS else 900
-    renders = [remake(item, kind, np.random.default_rng(seed), dataset) for seed, item in enumerate(items)]
+    renders = [as_upload(item, kind, np.random.default_rng(seed), dataset) for seed, item in enumerate(items)]
     for seed, img in enumerate(renders):
         w, h = img.size
         assert 300 <= w <= top and 300 <= h <= top
@@ -59,16 +59,16 @@ def test_canvas_placement_and_determinism(kind, dataset):
         assert 0.23 <= size <= most + 0.03, f"{kind} seed {seed}: the item spans {size:.0%} of the canvas"
     if dataset != "mnist":
         return
-    again = remake(items[0], kind, np.random.default_rng(0), dataset)
-    other = remake(items[0], kind, np.random.default_rng(99), dataset)
+    again = as_upload(items[0], kind, np.random.default_rng(0), dataset)
+    other = as_upload(items[0], kind, np.random.default_rng(99), dataset)
     assert np.array_equal(np.asarray(renders[0]), np.asarray(again))
     assert renders[0].size != other.size or not np.array_equal(np.asarray(renders[0]), np.asarray(other))
 
 
 def test_thick_strokes_hold_more_ink_than_thin_ones():
     for d in (0, 3, 4, 6, 8):
-        thin = ink(remake(DIGITS[d], "drawn-thin", np.random.default_rng(d))).sum()
-        thick = ink(remake(DIGITS[d], "drawn-thick", np.random.default_rng(d))).sum()
+        thin = ink(as_upload(DIGITS[d], "drawn-thin", np.random.default_rng(d))).sum()
+        thick = ink(as_upload(DIGITS[d], "drawn-thick", np.random.default_rng(d))).sum()
         assert thick > 1.5 * thin, f"digit {d}: thick {thick} px vs thin {thin} px"
 
 
@@ -98,14 +98,14 @@ def pieces(mask: np.ndarray) -> int:
 def test_thin_strokes_stay_connected(d):
     """A thin pen follows the digit's centre line: it is as many strokes as the dataset digit, not fragments."""
     up = np.asarray(Image.fromarray(DIGITS[d]).resize((224, 224), Image.BICUBIC)) > 127
-    thin = ink(remake(DIGITS[d], "drawn-thin", np.random.default_rng(d)))
+    thin = ink(as_upload(DIGITS[d], "drawn-thin", np.random.default_rng(d)))
     assert pieces(thin) == pieces(up)
 
 
 @pytest.mark.parametrize("kind", PHOTO_KINDS)
 def test_photos_have_uneven_light_and_are_jpeg(kind):
     for seed in range(2):
-        img = remake(DIGITS[7], kind, np.random.default_rng(seed))
+        img = as_upload(DIGITS[7], kind, np.random.default_rng(seed))
         grey = np.asarray(img.convert("L"), dtype=np.float32)
         k = max(4, min(grey.shape) // 50)
         corners = [grey[:k, :k].mean(), grey[:k, -k:].mean(), grey[-k:, :k].mean(), grey[-k:, -k:].mean()]
@@ -118,20 +118,20 @@ def test_photos_have_uneven_light_and_are_jpeg(kind):
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k not in PHOTO_KINDS])
 def test_screen_kinds_save_as_png(kind):
-    img = remake(DIGITS[2], kind, np.random.default_rng(0))
+    img = as_upload(DIGITS[2], kind, np.random.default_rng(0))
     back = Image.open(io.BytesIO(to_bytes(img, kind)))
     assert back.format == "PNG" and back.mode == img.mode
     assert np.array_equal(np.asarray(back), np.asarray(img))
 
 
 def test_transparent_sketch_is_a_black_pen_on_a_clear_layer():
-    rgba = np.asarray(remake(DIGITS[5], "transparent-sketch", np.random.default_rng(0)))
+    rgba = np.asarray(as_upload(DIGITS[5], "transparent-sketch", np.random.default_rng(0)))
     assert (rgba[..., :3] == 0).all()
     assert rgba[..., 3].min() == 0 and rgba[..., 3].max() == 255
 
 
 def test_fashion_is_a_dark_product_on_a_light_page():
-    img = remake(FASHION[0], "photo-paper", np.random.default_rng(0), "fashion-mnist")
+    img = as_upload(FASHION[0], "photo-paper", np.random.default_rng(0), "fashion-mnist")
     rgb = np.asarray(img, dtype=np.float32)
     dark = rgb[ink(img)]
     assert np.abs(dark - dark.mean(axis=1, keepdims=True)).mean() < 12  # grey, not coloured ink
@@ -152,12 +152,12 @@ def test_corpus_is_deterministic_and_labelled():
 
 def test_inputs_are_checked():
     rng = np.random.default_rng(0)
-    assert remake(DIGITS[0] / 255.0, "drawn", rng).mode == "RGB"  # float in [0, 1] works as well
+    assert as_upload(DIGITS[0] / 255.0, "drawn", rng).mode == "RGB"  # float in [0, 1] works as well
     with pytest.raises(ValueError, match="kind"):
-        remake(DIGITS[0], "crayon", rng)
+        as_upload(DIGITS[0], "crayon", rng)
     with pytest.raises(ValueError, match="dataset"):
-        remake(DIGITS[0], "drawn", rng, dataset="cifar")
+        as_upload(DIGITS[0], "drawn", rng, dataset="cifar")
     with pytest.raises(ValueError, match="no ink"):
-        remake(np.zeros((28, 28), np.uint8), "drawn", rng)
+        as_upload(np.zeros((28, 28), np.uint8), "drawn", rng)
     with pytest.raises(ValueError, match="28 x 28"):
-        remake(np.zeros((32, 32), np.uint8), "drawn", rng)
+        as_upload(np.zeros((32, 32), np.uint8), "drawn", rng)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_demo.images import ImageError
-from vae_demo.inference import InputError
-from vae_demo.loading import ModelLoadError
-from vae_demo.service import DemoService
+from vae_demo.imaging.uploads import ImageError
+from vae_demo.serving.inference import InputError
+from vae_demo.hub.loading import ModelLoadError
+from vae_demo.serving.service import DemoService
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_how_it_works_uses_the_models_numbers(service):
 
 
 def test_how_it_works_names_the_objective_the_model_was_trained_with():
-    from vae_demo import texts
+    from vae_demo.serving import texts
 
     plain, beta_vae = texts.how_it_works(10, 1.0, "bernoulli", "mnist"), texts.how_it_works(10, 4.0, "bernoulli", "mnist")
     tc = texts.how_it_works(10, 6.0, "bernoulli", "dsprites", "beta-tcvae")
@@ -137,8 +137,7 @@ def test_the_dsprites_summary_names_its_objective_not_a_bare_beta():
 
 def test_a_kept_gif_outlives_the_pruning_of_old_ones(service, examples, monkeypatch):
     """The page's first interpolation is remembered for every visitor: its GIF must not be pruned later."""
-    import vae_demo.service as service_module
-
+    import vae_demo.serving.service as service_module
     monkeypatch.setattr(service_module, "GIF_KEEP", 3)
     _, kept, _ = service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4, keep=True)
     paths = [service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1] for _ in range(6)]
@@ -149,8 +148,7 @@ def test_a_kept_gif_outlives_the_pruning_of_old_ones(service, examples, monkeypa
 def test_a_given_gif_folder_has_its_old_gifs_pruned_first(service, examples, monkeypatch, tmp_path):
     import os
 
-    import vae_demo.service as service_module
-
+    import vae_demo.serving.service as service_module
     monkeypatch.setattr(service_module, "GIF_KEEP", 2)
     old = [tmp_path / f"old-{i}.gif" for i in range(2)]
     for i, p in enumerate(old):

@@ -12,8 +12,8 @@ from gradio.utils import get_upload_folder
 from PIL import Image, ImageFile
 
 from ui.common import has_ink, has_strokes, sketchpad
-from vae_demo import remake
-from vae_demo.images import sketch_image
+import as_uploaded
+from vae_demo.imaging.uploads import sketch_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = sorted((ROOT / "checkpoints" / "mnist" / "examples").glob("*.png"))[3]
@@ -23,7 +23,7 @@ SIDE = 280
 def pen_layer() -> Image.Image:
     """A black pen on a transparent 280-px layer, as the page's layer is."""
     digit = np.asarray(Image.open(DIGIT).convert("L"))
-    return remake.remake(digit, "transparent-sketch", np.random.default_rng(0)).resize((SIDE, SIDE)).convert("RGBA")
+    return as_uploaded.as_upload(digit, "transparent-sketch", np.random.default_rng(0)).resize((SIDE, SIDE)).convert("RGBA")
 
 
 def on_white(layer: Image.Image) -> Image.Image:

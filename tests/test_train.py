@@ -30,7 +30,7 @@ def write_idx_mnist(root: Path, n_train=192, n_test=64) -> None:
 
 
 def train(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vae_demo.train", "--threads", "1", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "vae_demo.training.train", "--threads", "1", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -107,7 +107,7 @@ def test_trainer_runs_factor_vae_with_its_critic_and_logs_the_critics_estimate(t
 def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
     """The trainer as torchrun starts it: `nproc` CPU processes on this machine, gloo, loopback only."""
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-                           "-m", "vae_demo.train", "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True,
+                           "-m", "vae_demo.training.train", "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "MASTER_ADDR": "127.0.0.1"})
 
 

@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from vae_demo import texts
-from vae_demo.service import DemoService
+from vae_demo.serving import texts
+from vae_demo.serving.service import DemoService
 
 from .common import M, PRIVATE, Tab, answered, has_strokes, memo, png_file, upload_or_draw, user_errors
 AUTO = "read by the classifier"

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from vae_demo.service import DemoService
+from vae_demo.serving.service import DemoService
 
 from .common import M, Tab, answered, png_file, user_errors
 

@@ -18,8 +18,8 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
-from vae_demo.pictures import grey_png
-from vae_demo.service import USER_ERRORS, DemoService
+from vae_demo.imaging.render import grey_png
+from vae_demo.serving.service import USER_ERRORS, DemoService
 
 log = logging.getLogger("vae_demo.app")
 # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
@@ -122,7 +122,7 @@ def png_file(img: Image.Image) -> str:
     (4.5 against 8.4 ms for that sheet in Pillow). Gradio then finds its copy already there. For an event's answer
     only: a path kept for later (a memoised refresh) could outlive Gradio's cache."""
     if img.mode == "L":
-        data = grey_png(img)  # the digits' pictures: a quarter smaller and twice as fast to make (vae_demo/pictures.py)
+        data = grey_png(img)  # the digits' pictures: a quarter smaller and twice as fast to make (vae_demo/imaging/render.py)
     else:
         buf = io.BytesIO()
         img.save(buf, "png", compress_level=1)

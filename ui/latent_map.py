@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from vae_demo import texts
-from vae_demo.service import DemoService
+from vae_demo.serving import texts
+from vae_demo.serving.service import DemoService
 
 from .common import M, PRIVATE, Tab, caps, example_rows, memo, user_errors
 
@@ -37,7 +37,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     with gr.Tab("Latent map", id="map", visible="latent_map" in caps(service, first)) as tab:
         gr.Markdown(texts.LATENT_MAP)
-        no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.evaluate`).",
+        no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.training.evaluate`).",
                              visible=not service.has_latent_map(first))
         with gr.Row(visible=service.has_latent_map(first)) as row:
             with gr.Column(scale=3):

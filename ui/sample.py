@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from vae_demo import texts
-from vae_demo.service import DemoService
+from vae_demo.serving import texts
+from vae_demo.serving.service import DemoService
 
 from .common import M, PRIVATE, Tab, answered, caps, memo, png_file, user_errors
 DEFAULT_N, DEFAULT_SEED, DEFAULT_T = 32, 0, 1.0

@@ -4,13 +4,13 @@ import math
 
 import gradio as gr
 
-from vae_demo import texts
-from vae_demo.service import DemoService
+from vae_demo.serving import texts
+from vae_demo.serving.service import DemoService
 
 from .common import M, PRIVATE, Tab, answered, caps, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
 
 MAX_SLIDERS = 64
-MAX_KNOBS = 10  # named directions (vae_demo/directions.py): mnist has 4, fashion-mnist one per class
+MAX_KNOBS = 10  # named directions (vae_demo/analysis/directions.py): mnist has 4, fashion-mnist one per class
 SLIDER_RANGE = 4.0  # raw dimensions and knobs alike: -4 .. +4 (standard deviations of the prior, or along a knob)
 
 

@@ -16,11 +16,11 @@ import sys
 import torch
 from tqdm import tqdm
 
-from . import edits, inference
-from .device import DEVICE_CHOICES, pick_device
-from .pictures import grid, save_gif, to_pil
-from .loading import bundled_models, load_vae
-from .service import USER_ERRORS
+from vae_demo.serving import edits, inference
+from vae_demo.device import DEVICE_CHOICES, pick_device
+from vae_demo.imaging.render import grid, save_gif, to_pil
+from vae_demo.hub.loading import bundled_models, load_vae
+from vae_demo.serving.service import USER_ERRORS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
 def _betas(args) -> int:
     from PIL import Image
 
-    from .service import DemoService
+    from vae_demo.serving.service import DemoService
 
     names = [m for m in bundled_models() if m.startswith("mnist-beta-")]
     recon, chart, _, table = DemoService.from_sources(names, pick_device(args.device)).compare_betas(args.input)

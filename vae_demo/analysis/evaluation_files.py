@@ -1,4 +1,4 @@
-"""What a model knows about its data, read from the files `python -m vae_demo.evaluate` stores beside it.
+"""What a model knows about its data, read from the files `python -m vae_demo.training.evaluate` stores beside it.
 
 All of it is optional: a model without these files still reconstructs, samples and interpolates;
 the app then just leaves out the anomaly percentile, the PCA baseline, the latent map or factor names.
@@ -14,8 +14,8 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file
 
-from .directions import DIRECTIONS_FILE, load_directions
-from .pca import PCA, load_pca
+from vae_demo.analysis.directions import DIRECTIONS_FILE, load_directions
+from vae_demo.analysis.pca import PCA, load_pca
 
 _LOCK = threading.Lock()
 
@@ -26,7 +26,7 @@ class Knowledge:
     metrics: Optional[dict] = None  # metrics.json: test-set ELBO, IWAE NLL, disentanglement
     pca: Optional[PCA] = None  # pca.safetensors: the linear baseline with k = latent_dim
     latent_map: Optional[dict] = None  # latent_map.safetensors: 2-D PCA of test-set means, labels
-    directions: tuple = ()  # directions.safetensors: named knobs (directions.py), fitted by python -m vae_demo.directions
+    directions: tuple = ()  # directions.safetensors: named knobs (vae_demo/analysis/directions.py), fitted by python -m vae_demo.training.directions
 
     def factor_names(self) -> dict:
         """{latent dim: "x position (|ρ| 0.93)"} for models whose evaluation matched dims to known factors (dSprites):

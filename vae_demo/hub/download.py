@@ -1,4 +1,4 @@
-"""Fetching a model's files from the Hugging Face Hub, bounded: the network half of loading.py.
+"""Fetching a model's files from the Hugging Face Hub, bounded: the network half of hub/loading.py.
 
 Each load probes the Hub once without retries (HUB_TIMEOUT), so an unreachable or failing Hub answers in seconds
 instead of hf_hub_download's ~23 s retry rounds; files are pinned to the probed commit and checked against a size

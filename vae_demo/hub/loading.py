@@ -4,7 +4,7 @@ Weights are read from `model.safetensors` only. A repo that offers only a pickle
 `pytorch_model.bin` is refused: unpickling a download can run arbitrary code.
 
 Hub downloads go through huggingface_hub (`get_hf_file_metadata`, `hf_hub_download`, its cache), bounded, in
-hub.py; this module turns a folder into a model (checking what its config asks the server to build first).
+hub/download.py; this module turns a folder into a model (checking what its config asks the server to build first).
 """
 
 import contextlib
@@ -18,17 +18,17 @@ from typing import Optional, Union
 
 import torch
 
-from . import hub
-from .hub import (  # noqa: F401  (re-exported: the names callers and tests know loading by)
+from vae_demo.hub import download as hub
+from vae_demo.hub.download import (  # noqa: F401  (re-exported: the names callers and tests know loading by)
     CONFIG_NAME, HUB_DEADLINE, HUB_TIMEOUT, MAX_JSON_BYTES, PHOTO_REPOS, WEIGHTS_NAME, ModelLoadError, download_snapshot,
     hub_reachable, is_repo_id,
 )
-from .model import VAE, VAEConfig
+from vae_demo.models.vae import VAE, VAEConfig
 
 log = logging.getLogger("vae_demo.loading")
 
-CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-# What a model knows about its data (see knowledge.py): fetched when a repo has them; nothing breaks when it does not.
+CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+# What a model knows about its data (see analysis/evaluation_files.py): fetched when a repo has them; nothing breaks when it does not.
 OPTIONAL_FILES = ("latent_stats.json", "metrics.json", "pca.safetensors", "latent_map.safetensors", "directions.safetensors")
 PHOTO_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' name (Stable Diffusion's VAE, TAESD)
 # owner/name as the Hub allows them: letters, digits, '-', '_', '.'; no '..' or '--', no leading '.'.
@@ -128,8 +128,8 @@ def _download(repo_id: str, revision, cache_dir, token) -> Path:
 
 def _load_folder(folder: Path, source: str, device: torch.device = torch.device("cpu")) -> VAE:
     raw = _read_json(folder / CONFIG_NAME) if (folder / CONFIG_NAME).is_file() else None
-    if isinstance(raw, dict) and "_class_name" in raw:  # a diffusers autoencoder: photo.py builds and checks it
-        from .photo import PhotoModelError, load_photo_vae
+    if isinstance(raw, dict) and "_class_name" in raw:  # a diffusers autoencoder: models/photo.py builds and checks it
+        from vae_demo.models.photo import PhotoModelError, load_photo_vae
 
         try:
             return load_photo_vae(folder, device=device)

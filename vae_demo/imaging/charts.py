@@ -157,7 +157,7 @@ def labelled_grid(t, ncol: int, row_labels: Sequence[str], scale: int = 2, label
     left, middle and right columns stand for, written under them (None: nothing)."""
     from PIL import ImageDraw
 
-    from .pictures import grid
+    from vae_demo.imaging.render import grid
 
     body = grid(t, nrow=ncol, padding=2, scale=scale, pad_value=1.0).convert("RGB")
     rows = max(1, len(row_labels))

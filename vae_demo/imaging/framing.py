@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import ImageError, ImageInput, equal_channels, open_image, to_grey_or_rgb
+from vae_demo.imaging.uploads import ImageError, ImageInput, equal_channels, open_image, to_grey_or_rgb
 
 FRAMINGS = ("none", "mnist", "fashion")
 WORK_SIDE = 192  # the image is analysed at this long side: enough for strokes, cheap to filter

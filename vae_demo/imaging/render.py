@@ -1,5 +1,5 @@
 """The pictures the app answers with: tensors -> PIL images, enlarged crisp; grids and contact sheets of many;
-heat maps; animated GIFs. (images.py is the other direction: any upload -> the model's input.)"""
+heat maps; animated GIFs. (imaging/uploads.py is the other direction: any upload -> the model's input.)"""
 
 import io
 import struct

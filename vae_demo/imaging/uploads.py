@@ -1,5 +1,5 @@
 """Images in: any upload (a file, a sketch, an array) -> the tensor a model takes. The pictures the app answers
-with are made in pictures.py.
+with are made in imaging/render.py.
 
 Every rejection raises ImageError with a sentence meant for the person who uploaded the file.
 """

@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .images import MAX_SIZE_LIMIT, ImageInput, fit_size, prepare_photo, ssim  # noqa: F401  (re-exported)
+from vae_demo.imaging.uploads import MAX_SIZE_LIMIT, ImageInput, fit_size, prepare_photo, ssim  # noqa: F401  (re-exported)
 
 KINDS = {"AutoencoderKL": "autoencoder_kl", "AutoencoderTiny": "autoencoder_tiny"}  # diffusers class -> kind
 CONFIG_NAME = "config.json"

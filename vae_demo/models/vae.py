@@ -42,7 +42,7 @@ class VAEConfig:
     dataset: str = ""  # what the weights were trained on, for the UI; empty for untrained models
     # Class names of the training data, if any (for labelling latent maps).
     class_names: Optional[list] = None
-    # How the training images were framed, so uploads can be framed the same way (vae_demo/framing.py): "mnist"
+    # How the training images were framed, so uploads can be framed the same way (vae_demo/imaging/framing.py): "mnist"
     # (bounding box in 20 x 20, centred by mass), "fashion" (trimmed, long side to the frame, negated) or "none".
     framing: str = "none"
     # A conditional VAE (Sohn et al. 2015) when > 0: the encoder sees the image and its label's one-hot vector, the
@@ -115,7 +115,7 @@ class VAE(
     tags=["vae", "variational-autoencoder", "vae-demo"],
     license="mit",
 ):
-    # What the app may do with this model (photo autoencoders declare fewer; see photo.py).
+    # What the app may do with this model (photo autoencoders declare fewer; see models/photo.py).
     capabilities = frozenset({"reconstruct", "sample", "interpolate", "sliders", "traverse", "latent_map"})
     deterministic = False  # the encoder outputs a distribution, not a point
     kl_defined = True

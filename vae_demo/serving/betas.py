@@ -11,8 +11,8 @@ import dataclasses
 
 import torch
 
-from . import inference
-from .knowledge import knowledge
+from vae_demo.serving import inference
+from vae_demo.analysis.evaluation_files import knowledge
 
 
 def beta_family(models: dict) -> list:
@@ -29,7 +29,7 @@ def beta_family(models: dict) -> list:
 
 
 def test_point(vae) -> dict:
-    """the model's test-set rate and distortion (metrics.json, written by python -m vae_demo.evaluate), or {}"""
+    """the model's test-set rate and distortion (metrics.json, written by python -m vae_demo.training.evaluate), or {}"""
     m = knowledge(vae).metrics or {}
     return {"rate": m["kl"], "distortion": m["rec"]} if "kl" in m and "rec" in m else {}
 

@@ -1,6 +1,6 @@
 """Knobs with names and your handwriting as every digit: what /edit and /analogy do, as plain functions.
 
-- edit: an image's posterior mean moved `amount` standard deviations along a named direction (directions.py), decoded,
+- edit: an image's posterior mean moved `amount` standard deviations along a named direction (vae_demo/analysis/directions.py), decoded,
   with Morpho-MNIST's measurements of the image before and after, so a knob shows that it changed one thing.
 - analogy: a conditional VAE (mnist-cvae) encodes the image with its label (given, or read by the classifier) and
   decodes the same z with every label: the style stays, the digit changes (Kingma et al. 2014's analogies).
@@ -10,12 +10,12 @@ import math
 
 import torch
 
-from .classifier import classifier_for
-from .directions import MAX_AMOUNT, Direction, edit_latent
-from .images import ImageInput
-from .inference import InputError, condition, image_tensor, is_spatial, require
-from .knowledge import knowledge
-from .morphometry import ATTRIBUTES, measure
+from vae_demo.models.classifier import classifier_for
+from vae_demo.analysis.directions import MAX_AMOUNT, Direction, edit_latent
+from vae_demo.imaging.uploads import ImageInput
+from vae_demo.serving.inference import InputError, condition, image_tensor, is_spatial, require
+from vae_demo.analysis.evaluation_files import knowledge
+from vae_demo.analysis.morphometry import ATTRIBUTES, measure
 
 
 def directions_of(vae) -> tuple:

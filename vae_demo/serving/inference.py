@@ -11,12 +11,12 @@ from typing import Optional, Sequence
 
 import torch
 
-from .classifier import classifier_for
-from .device import batch_threads
-from .framing import SceneError, frame as frame_like_training
-from .images import ImageInput, prepare
-from .knowledge import knowledge
-from .model import VAE
+from vae_demo.models.classifier import classifier_for
+from vae_demo.device import batch_threads
+from vae_demo.imaging.framing import SceneError, frame as frame_like_training
+from vae_demo.imaging.uploads import ImageInput, prepare
+from vae_demo.analysis.evaluation_files import knowledge
+from vae_demo.models.vae import VAE
 
 MAX_SAMPLES = 64
 MIN_STEPS, MAX_STEPS = 2, 32
@@ -190,7 +190,7 @@ def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
     input_class / reconstruction_class (class names) and their confidences (softmax probabilities)."""
     try:
         clf = classifier_for(vae.config.dataset, vae.device)
-    except Exception:  # a damaged optional file must not stop the model from serving (as in knowledge.py)
+    except Exception:  # a damaged optional file must not stop the model from serving (as in analysis/evaluation_files.py)
         clf = None
     if clf is None or x.shape[-1] != clf.config.image_size or x.shape[1] != clf.config.channels:
         return {}
@@ -203,7 +203,7 @@ def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
 
 def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction:
     """A photo autoencoder has no p(x|z): report pixel metrics, SSIM and (for the SD VAE) the KL term."""
-    from .images import ssim
+    from vae_demo.imaging.uploads import ssim
 
     mu, logvar = vae.encode(x)
     x_hat = vae.decode(mu)

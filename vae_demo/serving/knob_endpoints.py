@@ -6,13 +6,13 @@ from typing import Optional
 import torch
 from PIL import Image
 
-from . import betas, edits
-from .charts import labelled_grid, rate_distortion_chart
-from .device import batch_threads
-from .directions import edit_latent
-from .images import image_arg
-from .pictures import display_scale, grid, to_pil
-from .inference import InputError
+from vae_demo.serving import betas, edits
+from vae_demo.imaging.charts import labelled_grid, rate_distortion_chart
+from vae_demo.device import batch_threads
+from vae_demo.analysis.directions import edit_latent
+from vae_demo.imaging.uploads import image_arg
+from vae_demo.imaging.render import display_scale, grid, to_pil
+from vae_demo.serving.inference import InputError
 
 
 class KnobsMixin:

@@ -5,9 +5,9 @@ from typing import Optional
 
 import torch
 
-from .edits import directions_of
-from .loading import ModelLoadError, load_vae
-from .model import VAE
+from vae_demo.serving.edits import directions_of
+from vae_demo.hub.loading import ModelLoadError, load_vae
+from vae_demo.models.vae import VAE
 
 
 class ModelRegistry:

@@ -14,17 +14,17 @@ from typing import Optional
 import torch
 from PIL import Image
 
-from . import inference, texts
-from .device import batch_threads
-from .charts import labelled_grid, latent_map, posterior_chart
-from .images import ImageError, image_arg, sketch_image  # noqa: F401
-from .pictures import contact_sheet, display_scale, grid, heatmap, save_gif, tile_sheet, to_pil  # noqa: F401
-from .inference import InputError
-from .knowledge import knowledge, latent_to_map, map_to_latent
-from .loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
-from .model import VAE
-from .registry import ModelRegistry
-from .service_knobs import KnobsMixin
+from vae_demo.serving import inference, texts
+from vae_demo.device import batch_threads
+from vae_demo.imaging.charts import labelled_grid, latent_map, posterior_chart
+from vae_demo.imaging.uploads import ImageError, image_arg, sketch_image  # noqa: F401
+from vae_demo.imaging.render import contact_sheet, display_scale, grid, heatmap, save_gif, tile_sheet, to_pil  # noqa: F401
+from vae_demo.serving.inference import InputError
+from vae_demo.analysis.evaluation_files import knowledge, latent_to_map, map_to_latent
+from vae_demo.hub.loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
+from vae_demo.models.vae import VAE
+from vae_demo.serving.registry import ModelRegistry
+from vae_demo.serving.knob_endpoints import KnobsMixin
 
 USER_ERRORS = (InputError, ImageError, ModelLoadError)
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
@@ -92,7 +92,7 @@ class DemoService(KnobsMixin):
             return []
         ex = vae.info.examples
         if not ex and vae.config.channels == 1:
-            from .loading import CHECKPOINTS_DIR
+            from vae_demo.hub.loading import CHECKPOINTS_DIR
 
             for name in bundled_models():
                 ex = sorted((CHECKPOINTS_DIR / name / "examples").glob("*.png"))
@@ -103,7 +103,7 @@ class DemoService(KnobsMixin):
     # --- tabs ---------------------------------------------------------------------------
     def reconstruct(self, image, model: Optional[str] = None, frame: bool = True):
         """image -> (reconstruction, metrics dict, one-paragraph summary): the API's answer, one image like its input.
-        With `frame`, a drawn or photographed digit is first framed like the training data (framing.py).
+        With `frame`, a drawn or photographed digit is first framed like the training data (imaging/framing.py).
         The pictures that explain it (the input as the model sees it, the error map, posterior samples, the
         mu/sigma chart, PCA) come from `explain`."""
         self.calls["reconstruct"] += 1
@@ -306,7 +306,7 @@ class DemoService(KnobsMixin):
         if cached is None:
             lm = knowledge(vae).latent_map
             if lm is None:
-                raise InputError(f"{key} has no latent map (run python -m vae_demo.evaluate {key}).")
+                raise InputError(f"{key} has no latent map (run python -m vae_demo.training.evaluate {key}).")
             axes = ("z0", "z1") if vae.config.latent_dim == 2 else ("PC 1", "PC 2")  # a 2-D model's map is its latent space
             cached = latent_map(lm["points"].numpy(), lm["labels"].numpy(), vae.config.class_names or [], axis_names=axes)
             with self._gif_lock:

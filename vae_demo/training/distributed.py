@@ -1,9 +1,9 @@
 """Training on several processes (one per GPU, or CPU processes) with PyTorch's own DistributedDataParallel.
 
-    torchrun --standalone --nproc_per_node 2 -m vae_demo.train ...               # one machine
-    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m vae_demo.train ...
+    torchrun --standalone --nproc_per_node 2 -m vae_demo.training.train ...               # one machine
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m vae_demo.training.train ...
 
-torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; without them (a plain `python -m vae_demo.train`) this is a world of
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; without them (a plain `python -m vae_demo.training.train`) this is a world of
 one process and nothing here talks to anyone.
 """
 

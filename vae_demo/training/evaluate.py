@@ -1,6 +1,6 @@
 """Evaluate a bundled model on its test set and store what it knows beside its weights.
 
-    python -m vae_demo.evaluate mnist --k 200
+    python -m vae_demo.training.evaluate mnist --k 200
 
 Writes into the checkpoint folder: metrics.json (ELBO terms, IWAE NLL with its k, MSE/PSNR, KL per
 dimension, active units, the PCA baseline), latent_stats.json (slider order, anomaly distribution),
@@ -20,12 +20,12 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from .data import DEFAULT_ROOT, ImageData, fixed_binarized_test_set, load_dataset
-from .device import pick_device
-from .evaluate_math import active_units, assign_factors, factor_correlations, iwae_bound, mutual_info_gap
-from .loading import load_vae
-from .model import VAE
-from .pca import fit_pca
+from vae_demo.datasets.mnist import DEFAULT_ROOT, ImageData, fixed_binarized_test_set, load_dataset
+from vae_demo.device import pick_device
+from vae_demo.training.evaluate_math import active_units, assign_factors, factor_correlations, iwae_bound, mutual_info_gap
+from vae_demo.hub.loading import load_vae
+from vae_demo.models.vae import VAE
+from vae_demo.analysis.pca import fit_pca
 
 FACTOR_LABELS = {"scale": "scale", "orientation": "rotation", "pos_x": "x position", "pos_y": "y position"}
 MSE_QUANTILES = np.linspace(0, 100, 201)  # percentiles of per-image reconstruction MSE (anomaly scale)
@@ -37,7 +37,7 @@ PAPERS = [  # test NLL on dynamically binarized MNIST, nats (lower is better)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m vae_demo.evaluate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m vae_demo.training.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("model", help="bundled model name or checkpoint folder")
     p.add_argument("--k", type=int, default=200, help="importance samples for the IWAE bound")
     p.add_argument("--n-test", type=int, default=0, help="evaluate on the first N test images only (0: all)")
@@ -98,7 +98,7 @@ def latent_map_tensors(mu: torch.Tensor, labels: torch.Tensor) -> dict:
 def disentanglement(mu: np.ndarray, factors: np.ndarray) -> dict:
     """Which latent dimension tracks which generative factor: |Spearman rho| per (dim, factor), the greedy
     one-dim-per-factor assignment, and the Mutual Information Gap (Chen et al. 2018)."""
-    from .dsprites import factor_values
+    from vae_demo.datasets.dsprites import factor_values
 
     values = factor_values(factors)
     names = ["scale", "orientation", "pos_x", "pos_y"]
@@ -121,7 +121,7 @@ def update_model_card(folder: Path, metrics: dict) -> None:
     m = metrics
     lines = [
         "<!-- evaluation -->",
-        "## Evaluation (`python -m vae_demo.evaluate`)",
+        "## Evaluation (`python -m vae_demo.training.evaluate`)",
         f"On {m['n_test']} test images ({m['test_set']}):",
         "",
         "| metric | value |",
@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
     if c.dataset == "dsprites":  # fresh sprites the model never saw, with their true factors
-        from .dsprites import FACTORS, generate, sample_factors
+        from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 
         test_factors = sample_factors(args.n_test or 10_000, rng=2024)
         grey = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
@@ -215,7 +215,7 @@ def main(argv=None) -> None:
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
     log_file = folder / "training_log.json"
     if log_file.exists():
-        from .charts import training_curves
+        from vae_demo.imaging.charts import training_curves
 
         training_curves(json.loads(log_file.read_text())).save(folder / "training_curves.png")
     update_model_card(folder, metrics)

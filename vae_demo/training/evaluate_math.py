@@ -9,7 +9,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from .model import VAE
+from vae_demo.models.vae import VAE
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 _LOG_2PI = math.log(2 * math.pi)

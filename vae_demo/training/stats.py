@@ -2,7 +2,7 @@
 
 import torch
 
-from .model import VAE
+from vae_demo.models.vae import VAE
 
 
 @torch.inference_mode()

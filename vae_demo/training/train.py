@@ -1,7 +1,7 @@
 """Train a VAE on MNIST, Fashion-MNIST or generated dSprites and save it as a checkpoint folder.
 
-    python -m vae_demo.train --dataset mnist --epochs 40 --out checkpoints/mnist
-    python -m vae_demo.train --dataset dsprites --objective beta-tcvae --beta 6 --latent-dim 10 --hidden-channels 16 32 32 64 \
+    python -m vae_demo.training.train --dataset mnist --epochs 40 --out checkpoints/mnist
+    python -m vae_demo.training.train --dataset dsprites --objective beta-tcvae --beta 6 --latent-dim 10 --hidden-channels 16 32 32 64 \
         --block-convs 0 --hidden-dim 256 --epoch-size 75000 --epochs 6 --warmup-epochs 1 --no-binarize --out checkpoints/dsprites
 
 Reads top to bottom: options, data, model, loop (KL warm-up, cosine learning rate), and after every
@@ -22,19 +22,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from . import distributed
+from vae_demo.training import distributed
 
-from .data import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
-from .device import pick_device
-from .model import VAE, VAEConfig
-from .objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
-from .stats import latent_statistics
+from vae_demo.datasets.mnist import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
+from vae_demo.device import pick_device
+from vae_demo.models.vae import VAE, VAEConfig
+from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
+from vae_demo.training.stats import latent_statistics
 
-FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion"}  # how each dataset's images were framed (vae_demo/framing.py)
+FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion"}  # how each dataset's images were framed (vae_demo/imaging/framing.py)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m vae_demo.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m vae_demo.training.train", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=DATASETS + ("dsprites",), default="mnist")
     p.add_argument("--epoch-size", type=int, default=100_000, help="dsprites: freshly generated images per epoch")
     p.add_argument("--data-root", default=DEFAULT_ROOT)
@@ -148,7 +148,7 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    command = "python -m vae_demo.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python -m vae_demo.training.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     commands, log = [command], []
     if args.init_from:  # a continuation: the earlier run's commands and per-epoch log come first
         init = Path(args.init_from)
@@ -167,7 +167,7 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
 
     if args.dataset == "dsprites":  # generated, never downloaded: a fresh sample every epoch
-        from .dsprites import FACTORS, generate, sample_factors
+        from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 
         test_factors = sample_factors(5000, rng=10_000)
         test = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))

@@ -21,7 +21,8 @@ from PIL import Image
 from vae_demo.serving import inference
 from vae_demo.imaging.uploads import ImageError, prepare
 from vae_demo.hub.loading import ModelLoadError, bundled_models, load_vae
-from vae_demo.serving.service import USER_ERRORS, DemoService
+from vae_demo.errors import USER_ERRORS
+from vae_demo.serving.service import DemoService
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=os.environ.get("FUZZ_SEED") != "random",

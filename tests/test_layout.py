@@ -38,3 +38,18 @@ def test_an_old_command_path_says_where_it_went_and_still_runs(command):
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"python -m vae_demo.training.{command}" in out.stderr
     assert out.stdout.startswith(f"usage: python -m vae_demo.training.{command}")
+
+
+def test_every_error_a_visitor_may_see_is_a_demo_error():
+    from vae_demo.errors import USER_ERRORS, DemoError
+    from vae_demo.hub.download import ModelLoadError
+    from vae_demo.imaging.framing import SceneError
+    from vae_demo.imaging.uploads import ImageError
+    from vae_demo.models.photo import PhotoModelError
+    from vae_demo.serving.inference import InputError
+
+    assert USER_ERRORS == (DemoError,)
+    for error, builtin in ((ModelLoadError, RuntimeError), (ImageError, ValueError), (SceneError, ValueError),
+                           (InputError, ValueError), (PhotoModelError, ValueError)):
+        assert issubclass(error, DemoError) and issubclass(error, builtin), error
+    assert not issubclass(KeyError, DemoError)  # a bug stays a bug: the UI logs it and says "something went wrong"

@@ -20,7 +20,8 @@ from PIL import Image
 
 from vae_demo.imaging.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, confined_path, prepare
 from vae_demo.models.vae import VAE, VAEConfig
-from vae_demo.serving.service import USER_ERRORS, DemoService
+from vae_demo.errors import USER_ERRORS
+from vae_demo.serving.service import DemoService
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -19,7 +19,8 @@ from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
 from vae_demo.imaging.render import grey_png
-from vae_demo.serving.service import USER_ERRORS, DemoService
+from vae_demo.errors import USER_ERRORS
+from vae_demo.serving.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
 # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.

@@ -20,7 +20,7 @@ from vae_demo.serving import edits, inference
 from vae_demo.device import DEVICE_CHOICES, pick_device
 from vae_demo.imaging.render import grid, save_gif, to_pil
 from vae_demo.hub.loading import bundled_models, load_vae
-from vae_demo.serving.service import USER_ERRORS
+from vae_demo.errors import USER_ERRORS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

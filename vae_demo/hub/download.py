@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
+from vae_demo.errors import DemoError
+
 log = logging.getLogger("vae_demo.loading")
 
 CONFIG_NAME = "config.json"
@@ -29,7 +31,7 @@ MAX_JSON_BYTES = 2**20  # config.json, latent_stats.json
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(DemoError, RuntimeError):
     """A model that cannot be loaded, with a message that names it and says why."""
 
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from vae_demo.errors import DemoError
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # files larger than this are refused before decoding
 MAX_PIXELS = 40_000_000  # width * height read from the header, checked before decoding the pixels
 # PIL's own bomb guard raises at 2x its limit (and warns above it); ours refuses first, PIL's stays as a backstop.
@@ -27,7 +29,7 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 _HIGH_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-class ImageError(ValueError):
+class ImageError(DemoError, ValueError):
     """An input image that cannot be used, with a message for a person."""
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from vae_demo.imaging.uploads import MAX_SIZE_LIMIT, ImageInput, fit_size, prepare_photo, ssim  # noqa: F401  (re-exported)
+from vae_demo.errors import DemoError
 
 KINDS = {"AutoencoderKL": "autoencoder_kl", "AutoencoderTiny": "autoencoder_tiny"}  # diffusers class -> kind
 CONFIG_NAME = "config.json"
@@ -37,7 +38,7 @@ MAX_PARAMS = 150_000_000  # SD's and SDXL's VAE: 84 M, TAESD: 2.4 M; checked bef
 CHANNEL_OFFSET_SPAN = 3.0  # suggested slider range for channel offsets: +-3 standard deviations of the prior
 
 
-class PhotoModelError(ValueError):
+class PhotoModelError(DemoError, ValueError):
     """A photo model folder that cannot be loaded, with a sentence saying why."""
 
 

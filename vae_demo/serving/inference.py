@@ -17,6 +17,7 @@ from vae_demo.imaging.framing import SceneError, frame as frame_like_training
 from vae_demo.imaging.uploads import ImageInput, prepare
 from vae_demo.analysis.evaluation_files import knowledge
 from vae_demo.models.vae import VAE
+from vae_demo.errors import DemoError
 
 MAX_SAMPLES = 64
 MIN_STEPS, MAX_STEPS = 2, 32
@@ -28,7 +29,7 @@ MAX_PHOTO_SAMPLES, MAX_PHOTO_STEPS, PHOTO_SAMPLE_SIZE = 4, 8, 256
 POSTERIOR_SEED = 0  # ELBO terms use seeded posterior samples so the same upload gives the same numbers
 
 
-class InputError(ValueError):
+class InputError(DemoError, ValueError):
     """A parameter a person chose that cannot be used, with a message saying which values work."""
 
 

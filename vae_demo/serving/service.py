@@ -1,7 +1,7 @@
 """The app's handlers as plain Python: model name + user inputs -> PIL images, lists and dicts.
 
-app.py binds these to Gradio components and turns DemoError into gr.Error; the CLI and the tests call
-them directly. Every user-facing failure is raised as one of USER_ERRORS with a readable message.
+app.py binds these to Gradio components and turns a DemoError (vae_demo/errors.py) into gr.Error; the CLI and the
+tests call them directly. Every user-facing failure is raised as a DemoError with a readable message.
 """
 
 import tempfile
@@ -26,7 +26,6 @@ from vae_demo.models.vae import VAE
 from vae_demo.serving.registry import ModelRegistry
 from vae_demo.serving.knob_endpoints import KnobsMixin
 
-USER_ERRORS = (InputError, ImageError, ModelLoadError)
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 

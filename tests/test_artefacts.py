@@ -9,7 +9,7 @@ from vae_demo import bundled_models, load_vae
 
 from vae_demo.serving import inference
 from vae_demo.imaging.uploads import prepare
-from vae_demo.analysis.evaluation_files import knowledge, latent_to_map, map_to_latent
+from vae_demo.analysis.evaluation_files import evaluation_of, latent_to_map, map_to_latent
 from vae_demo.hub.loading import CHECKPOINTS_DIR
 
 MODELS = bundled_models()
@@ -23,9 +23,9 @@ def test_all_three_bundled_models_are_there_and_mnist_is_first_in_the_app():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_stored_knowledge_loads_and_fits_the_model(name):
+def test_stored_evaluation_files_load_and_fits_the_model(name):
     vae = load_vae(name)
-    k = knowledge(vae)
+    k = evaluation_of(vae)
     d = vae.config.latent_dim
     assert k.metrics["model"] == name and k.metrics["latent_dim"] == d and k.metrics["k"] >= 1
     assert sorted(k.stats["kl_order"]) == list(range(d))
@@ -50,7 +50,7 @@ def test_anomaly_percentile_orders_images_by_how_unusual_they_are(examples):
     digit = inference.reconstruct(vae, examples[1]).metrics["anomaly_percentile"]
     noise = inference.reconstruct(vae, torch.rand(28, 28).numpy()).metrics["anomaly_percentile"]
     assert 0 <= digit < 90 and noise > 99  # a test digit is ordinary, white noise is not
-    k = knowledge(vae)
+    k = evaluation_of(vae)
     assert k.anomaly_percentile(0.0) == 0.0 and k.anomaly_percentile(10.0) == 100.0
 
 
@@ -62,7 +62,7 @@ def test_pca_baseline_is_worse_than_the_vae_on_test_digits(examples):
 
 def test_latent_map_round_trip(examples):
     vae = load_vae("mnist")
-    lm = knowledge(vae).latent_map
+    lm = evaluation_of(vae).latent_map
     mu = vae.encode(prepare(examples[3], 28, 1))[0][0].detach()
     u, v = latent_to_map(lm, mu)
     back = latent_to_map(lm, map_to_latent(lm, u, v))
@@ -71,13 +71,13 @@ def test_latent_map_round_trip(examples):
 
 def test_dsprites_sliders_are_named_after_the_factors_they_track():
     vae = load_vae("dsprites")
-    m = knowledge(vae).metrics
+    m = evaluation_of(vae).metrics
     assert set(m["factor_spearman"]) == {"scale", "orientation", "pos_x", "pos_y"}
     assert 0 <= m["mig"] <= 1
     from vae_demo.serving.service import DemoService
 
     labels = DemoService.from_sources(["dsprites"], torch.device("cpu")).slider_labels()
-    for d, name in knowledge(vae).factor_names().items():
+    for d, name in evaluation_of(vae).factor_names().items():
         assert any(label.startswith(f"z{d} · {name}") for label in labels)
 
 
@@ -88,7 +88,7 @@ def test_dsprites_factor_dimensions_hold_on_fresh_sprites():
     from vae_demo.training.evaluate import factor_correlations
 
     vae = load_vae("dsprites")
-    m = knowledge(vae).metrics
+    m = evaluation_of(vae).metrics
     factors = sample_factors(1500, rng=31337)
     with torch.inference_mode():
         mu = vae.encode(generate(factors))[0].numpy()

@@ -273,9 +273,9 @@ def test_latent_sliders_tab(page):
 
 def test_dsprites_sliders_carry_the_factor_each_dimension_tracks(page):
     from vae_demo import load_vae
-    from vae_demo.analysis.evaluation_files import knowledge
+    from vae_demo.analysis.evaluation_files import evaluation_of
 
-    names = knowledge(load_vae("dsprites")).factor_names()  # from the evaluation stored with the checkpoint
+    names = evaluation_of(load_vae("dsprites")).factor_names()  # from the evaluation stored with the checkpoint
     assert {"x position", "y position", "scale"} <= {n.split(" (")[0] for n in names.values()}
     page.get_by_label("Model").first.click()
     page.get_by_role("option", name="dsprites").click()

@@ -1,4 +1,4 @@
-"""What a model knows about its data, read from the files `python -m vae_demo.training.evaluate` stores beside it.
+"""What the evaluator stored beside a model, read from the files `python -m vae_demo.training.evaluate` stores beside it.
 
 All of it is optional: a model without these files still reconstructs, samples and interpolates;
 the app then just leaves out the anomaly percentile, the PCA baseline, the latent map or factor names.
@@ -7,6 +7,7 @@ the app then just leaves out the anomaly percentile, the PCA baseline, the laten
 import bisect
 import json
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,12 +17,14 @@ from safetensors.torch import load_file
 
 from vae_demo.analysis.directions import DIRECTIONS_FILE, load_directions
 from vae_demo.analysis.pca import PCA, load_pca
+from vae_demo.models.protocol import LoadedModel
 
 _LOCK = threading.Lock()
+_READ: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its EvaluationFiles, read once
 
 
 @dataclass
-class Knowledge:
+class EvaluationFiles:
     stats: Optional[dict] = None  # latent_stats.json: KL per dim, slider order, anomaly quantiles
     metrics: Optional[dict] = None  # metrics.json: test-set ELBO, IWAE NLL, disentanglement
     pca: Optional[PCA] = None  # pca.safetensors: the linear baseline with k = latent_dim
@@ -58,14 +61,14 @@ def _json(path: Path):
         return None
 
 
-def knowledge(vae) -> Knowledge:
-    """The (cached) knowledge of a loaded model, read from its folder on first use."""
-    k = getattr(vae, "_knowledge", None)
+def evaluation_of(vae: LoadedModel) -> EvaluationFiles:
+    """The evaluation files of a loaded model, read from its folder on first use (none for a model built in memory)."""
+    k = _READ.get(vae)
     if k is not None:
         return k
     with _LOCK:
-        folder = getattr(getattr(vae, "info", None), "folder", None)
-        k = Knowledge()
+        folder = vae.info.folder if vae.info else None
+        k = EvaluationFiles()
         if folder is not None:
             folder = Path(folder)
             k.stats = _json(folder / "latent_stats.json")
@@ -87,7 +90,7 @@ def knowledge(vae) -> Knowledge:
                     k.directions = tuple(load_directions(folder / DIRECTIONS_FILE, vae.config.latent_dim))
             except Exception:
                 k.directions = ()
-        vae._knowledge = k
+        _READ[vae] = k
         return k
 
 

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
@@ -23,6 +22,7 @@ from vae_demo.hub.download import (  # noqa: F401  (re-exported: the names calle
     CONFIG_NAME, HUB_DEADLINE, HUB_TIMEOUT, MAX_JSON_BYTES, PHOTO_REPOS, WEIGHTS_NAME, ModelLoadError, download_snapshot,
     hub_reachable, is_repo_id,
 )
+from vae_demo.models.protocol import LoadedModel, ModelInfo  # noqa: F401  (ModelInfo: re-exported)
 from vae_demo.models.vae import VAE, VAEConfig
 
 log = logging.getLogger("vae_demo.loading")
@@ -39,16 +39,6 @@ MAX_LABELS = 1000  # a conditional model's classes
 MAX_FEATURE_ELEMENTS = 8_000_000  # activations of one image through the conv stacks
 
 
-
-
-@dataclass
-class ModelInfo:
-    name: str  # what the UI and the API call it
-    source: str  # what was asked for: a bundled name, a folder or a repo id
-    folder: Path  # where config.json and model.safetensors were read
-    revision: Optional[str] = None
-    stats: Optional[dict] = None  # latent_stats.json: per-dimension KL, order, spread of mu
-    examples: list = field(default_factory=list)  # example PNGs shipped with the model
 
 
 def bundled_models() -> list:
@@ -86,7 +76,7 @@ def load_vae(
         examples=sorted((folder / "examples").glob("*.png")) if (folder / "examples").is_dir() else [],
     )
     vae = vae.to(torch.device(device)).eval()
-    if isinstance(vae, VAE):  # channels-last convolutions: decode(64) about 2x faster on CPU (docs/PERFORMANCE.md)
+    if isinstance(vae, VAE):  # channels-last: the CPU's convolution kernels are faster in that layout
         vae.to(memory_format=torch.channels_last)
     return vae
 
@@ -167,7 +157,7 @@ _INIT_LOCK = threading.Lock()
 def no_random_init():
     """While a model is built to be loaded at once with strict=True (every parameter and buffer overwritten, or
     the load fails): torch.nn.init's in-place initialisers do nothing (here and in classifier.load_classifier).
-    Random init was half the time of loading the nine bundled models (65 against 137 ms); transformers'
+    Random init would be thrown away at once, and it is a large share of a small model's load time; transformers'
     `no_init_weights` does the same."""
     init = torch.nn.init
     names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]

@@ -9,7 +9,7 @@ in which a latent diffusion model was trained against N(0, I) noise. That is the
 z ~ N(0, I)", "KL(q(z|x) || N(0, I))" and "slider offsets of +-3" mean what the rest of the app assumes;
 diffusers pipelines apply exactly this map after `vae.encode` and undo it before `vae.decode`.
 
-diffusers is imported lazily, so the app pays its import time (~3 s) only when a photo model is loaded.
+diffusers is imported lazily, so the app pays its import time only when a photo model is loaded.
 """
 
 import inspect
@@ -61,6 +61,8 @@ class PhotoConfig:
     beta: float = 1.0
     objective: str = "elbo"  # as VAEConfig's, for the same labels
     class_names: Optional[list] = None
+    framing: str = "none"  # photos are fitted whole, not framed like a dataset
+    num_labels: int = 0  # unconditional
 
     def __post_init__(self):
         if self.kind not in KINDS.values():
@@ -166,6 +168,7 @@ class PhotoVAE(nn.Module):
     # Images per autoencoder call. On CPU batching buys no speed and one 512x512 SD-VAE pass already peaks at
     # ~2 GB; load_photo_vae raises it to 8 on CUDA.
     max_batch = 1
+    info = None  # set by load_vae
 
     def __init__(self, autoencoder: nn.Module, config: PhotoConfig):
         super().__init__()

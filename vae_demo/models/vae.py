@@ -119,6 +119,8 @@ class VAE(
     capabilities = frozenset({"reconstruct", "sample", "interpolate", "sliders", "traverse", "latent_map"})
     deterministic = False  # the encoder outputs a distribution, not a point
     kl_defined = True
+    notes: dict = {}  # nothing it cannot do (photo autoencoders say what they cannot, see models/photo.py)
+    info = None  # where it was loaded from: set by load_vae (vae_demo.models.protocol.ModelInfo)
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -141,7 +143,7 @@ class VAE(
 
         if config.decoder == "broadcast":
             g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
-            # numpy, not torch.linspace/meshgrid: under from_pretrained's device context those import torch._dynamo (~1 s)
+            # numpy, not torch.linspace/meshgrid: under from_pretrained's device context those import torch._dynamo, slowly
             ramp = np.linspace(-1.0, 1.0, g, dtype=np.float32)
             coords = torch.from_numpy(np.stack(np.meshgrid(ramp, ramp, indexing="xy"))[None].copy())
             self.register_buffer("coords", coords, persistent=False)  # (1, 2, g, g): x, y in [-1, 1]

@@ -12,15 +12,15 @@ import dataclasses
 import torch
 
 from vae_demo.serving import inference
-from vae_demo.analysis.evaluation_files import knowledge
+from vae_demo.analysis.evaluation_files import evaluation_of
 
 
 def beta_family(models: dict) -> list:
     """{name: model} -> [(beta, name)] of the largest group (at least 3) of models that differ only in beta, by beta"""
     groups: dict = {}
     for name, vae in models.items():
-        c = getattr(vae, "config", None)
-        if c is None or not getattr(c, "latent_dim", None) or c.num_labels or c.objective != "elbo":
+        c = vae.config
+        if not c.latent_dim or c.num_labels or c.objective != "elbo":
             continue
         key = repr(dataclasses.replace(c, beta=0.0))
         groups.setdefault(key, []).append((float(c.beta), name))
@@ -30,7 +30,7 @@ def beta_family(models: dict) -> list:
 
 def test_point(vae) -> dict:
     """the model's test-set rate and distortion (metrics.json, written by python -m vae_demo.training.evaluate), or {}"""
-    m = knowledge(vae).metrics or {}
+    m = evaluation_of(vae).metrics or {}
     return {"rate": m["kl"], "distortion": m["rec"]} if "kl" in m and "rec" in m else {}
 
 

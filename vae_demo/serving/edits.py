@@ -14,12 +14,12 @@ from vae_demo.models.classifier import classifier_for
 from vae_demo.analysis.directions import MAX_AMOUNT, Direction, edit_latent
 from vae_demo.imaging.uploads import ImageInput
 from vae_demo.serving.inference import InputError, condition, image_tensor, is_spatial, require
-from vae_demo.analysis.evaluation_files import knowledge
+from vae_demo.analysis.evaluation_files import evaluation_of
 from vae_demo.analysis.morphometry import ATTRIBUTES, measure
 
 
 def directions_of(vae) -> tuple:
-    return () if is_spatial(vae) else knowledge(vae).directions
+    return () if is_spatial(vae) else evaluation_of(vae).directions
 
 
 def find_direction(vae, attribute) -> Direction:

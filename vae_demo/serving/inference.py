@@ -15,7 +15,8 @@ from vae_demo.models.classifier import classifier_for
 from vae_demo.device import batch_threads
 from vae_demo.imaging.framing import SceneError, frame as frame_like_training
 from vae_demo.imaging.uploads import ImageInput, prepare
-from vae_demo.analysis.evaluation_files import knowledge
+from vae_demo.analysis.evaluation_files import evaluation_of
+from vae_demo.models.protocol import LoadedModel
 from vae_demo.models.vae import VAE
 from vae_demo.errors import DemoError
 
@@ -89,11 +90,11 @@ def is_spatial(vae) -> bool:
 
 def require(vae, capability: str) -> None:
     if capability not in vae.capabilities:
-        notes = getattr(vae, "notes", {}) or {}
+        notes = vae.notes
         raise InputError(notes.get(capability) or f"This model does not support {capability}.")
 
 
-def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None, frame: bool = True) -> torch.Tensor:
+def image_tensor(vae: LoadedModel, image: ImageInput, size: Optional[tuple] = None, frame: bool = True) -> torch.Tensor:
     """Any image -> (1, C, S, S) in [0, 1] on the model's device, as this model expects it: with `frame`, framed
     like the model's training data where its config names a framing (a drawn digit cropped, fitted and centred
     by mass, as MNIST's were), else padded to a square and resized. Photo models keep the aspect ratio:
@@ -103,10 +104,10 @@ def image_tensor(vae: VAE, image: ImageInput, size: Optional[tuple] = None, fram
     return framed_tensor(vae, image, frame)[0]
 
 
-def framed_tensor(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
+def framed_tensor(vae: LoadedModel, image: ImageInput, frame: bool = True) -> tuple:
     """A small model's input -> ((1, C, S, S) on its device, None or the sentence saying why it could not be framed:
     a photo of a scene is shown whole, not refused, on every path: reconstruct, interpolate, encode, the sliders)."""
-    framing = getattr(vae.config, "framing", "none")
+    framing = vae.config.framing
     if frame and framing != "none":
         try:
             return frame_like_training(image, framing, vae.config.image_size).image.to(vae.device), None
@@ -116,7 +117,7 @@ def framed_tensor(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
 
 
 @torch.inference_mode()
-def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool = True) -> Reconstruction:
+def reconstruct(vae: LoadedModel, image: ImageInput, n_posterior: int = 8, frame: bool = True) -> Reconstruction:
     """An image -> its reconstruction from the posterior mean, error map, posterior samples and metrics.
 
     ELBO terms (nats): reconstruction = -E_q[log p(x|z)] averaged over the seeded posterior samples,
@@ -152,7 +153,7 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
     if y is not None:
         metrics["label"] = (vae.config.class_names or [])[int(y)] if vae.config.class_names else int(y)
     metrics.update(verdict(vae, x, x_hat))
-    know = knowledge(vae)
+    know = evaluation_of(vae)
     pct = know.anomaly_percentile(mse)
     if pct is not None:
         metrics["anomaly_percentile"] = pct  # % of test images reconstructed better than this one
@@ -169,7 +170,7 @@ def reconstruct(vae: VAE, image: ImageInput, n_posterior: int = 8, frame: bool =
 def condition(vae, x: torch.Tensor, label=None):
     """A conditional model's label for x: the one given (a class index or name), else what the dataset's classifier
     reads in x (a 0-d tensor, or (B,) for a batch); None for an unconditional model."""
-    if not getattr(vae.config, "num_labels", 0):
+    if not vae.config.num_labels:
         return None
     names = vae.config.class_names or []
     if label not in (None, ""):
@@ -224,7 +225,7 @@ def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction
                           posterior_samples=posterior, metrics=metrics)
 
 
-def prior_latents(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
+def prior_latents(vae: LoadedModel, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
     """n, seed, temperature -> (n, D) (photo models: (n, C, h, w)) z ~ N(0, temperature^2 I) on the CPU; same seed, same z."""
     require(vae, "sample")
     n = _int(n, "n", 1, MAX_PHOTO_SAMPLES if is_spatial(vae) else MAX_SAMPLES)
@@ -232,13 +233,13 @@ def prior_latents(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> to
     g = torch.Generator().manual_seed(check_seed(seed))  # CPU generator: identical draws on every device
     shape = vae.latent_shape(PHOTO_SAMPLE_SIZE, PHOTO_SAMPLE_SIZE) if is_spatial(vae) else (vae.config.latent_dim,)
     z = torch.randn(n, *shape, generator=g) * t
-    if getattr(vae.config, "num_labels", 0):  # a conditional model: tile i is written as class i mod L
+    if vae.config.num_labels:  # a conditional model: tile i is written as class i mod L
         z = torch.cat([z, vae.one_hot(torch.arange(n) % vae.config.num_labels, n).cpu()], 1)
     return z
 
 
 @torch.inference_mode()
-def sample(vae: VAE, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
+def sample(vae: LoadedModel, n: int = 16, seed=0, temperature: float = 1.0) -> torch.Tensor:
     """n, seed, temperature -> (n, C, H, W) decoded from z ~ N(0, temperature^2 I); same seed, same images."""
     return vae.decode(prior_latents(vae, n, seed, temperature).to(vae.device))
 
@@ -256,7 +257,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
+def interpolation_path(vae: LoadedModel, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
                        frame: bool = True) -> torch.Tensor:
     """Two images, steps, "lerp"|"slerp" -> (steps, D) (photo models: (steps, C, h, w)) latents from mu_A to mu_B;
     a conditional model's are (steps, D + L): z then the label's one-hot, which goes from A's class to B's."""
@@ -281,21 +282,21 @@ def interpolation_path(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps
 
 
 @torch.inference_mode()
-def interpolate(vae: VAE, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
+def interpolate(vae: LoadedModel, image_a: ImageInput, image_b: ImageInput, steps: int = 8, method: str = "lerp",
                 frame: bool = True) -> torch.Tensor:
     """Two images, steps, "lerp"|"slerp" -> (steps, C, H, W) frames decoded along the path from mu_A to mu_B."""
     return vae.decode(interpolation_path(vae, image_a, image_b, steps, method, frame))
 
 
 @torch.inference_mode()
-def encode_mean(vae: VAE, image: ImageInput, frame: bool = True) -> tuple:
+def encode_mean(vae: LoadedModel, image: ImageInput, frame: bool = True) -> tuple:
     """An image -> (mu, logvar) as lists of latent_dim floats."""
     x = image_tensor(vae, image, frame=frame)
     mu, logvar = vae.encode(x, condition(vae, x))
     return mu[0].tolist(), logvar[0].tolist()
 
 
-def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
+def check_latent(vae: LoadedModel, z: Sequence) -> torch.Tensor:
     """A list of latent_dim finite numbers -> (1, D) tensor on the model's device
     (photo models: a nested (C, h, w) list, as /encode returns it -> (1, C, h, w))."""
     d = vae.config.latent_dim
@@ -303,7 +304,7 @@ def check_latent(vae: VAE, z: Sequence) -> torch.Tensor:
         z = z["z"]
     if d is None:
         return _check_spatial_latent(vae, z)
-    labels = getattr(vae.config, "num_labels", 0)
+    labels = vae.config.num_labels
     if not isinstance(z, (list, tuple)) or len(z) != d + labels:
         got = f"{len(z)} values" if isinstance(z, (list, tuple)) else type(z).__name__
         what = f"{d} numbers of z then the {labels} of the label's one-hot" if labels else f"{d} numbers (the model's latent size)"
@@ -351,16 +352,16 @@ def decode_with_offsets(vae, image: ImageInput, offsets: Sequence) -> torch.Tens
 
 
 @torch.inference_mode()
-def decode_latent(vae: VAE, z: Sequence) -> torch.Tensor:
+def decode_latent(vae: LoadedModel, z: Sequence) -> torch.Tensor:
     """A list of latent_dim floats -> (1, C, H, W) in [0, 1]."""
     return vae.decode(check_latent(vae, z))
 
 
-def slider_order(vae: VAE) -> list:
+def slider_order(vae: LoadedModel) -> list:
     """Latent dimensions, most informative first (average test-set KL), or 0..D-1 without stats."""
     if is_spatial(vae):
         return []
-    stats = getattr(getattr(vae, "info", None), "stats", None) or {}
+    stats = (vae.info.stats if vae.info else None) or {}
     order = stats.get("kl_order")
     d = vae.config.latent_dim
     if isinstance(order, list) and sorted(order) == list(range(d)):
@@ -368,14 +369,14 @@ def slider_order(vae: VAE) -> list:
     return list(range(d))
 
 
-def random_latent(vae: VAE, seed=0) -> list:
+def random_latent(vae: LoadedModel, seed=0) -> list:
     require(vae, "sliders")
     g = torch.Generator().manual_seed(check_seed(seed))
     return torch.randn(vae.config.latent_dim, generator=g).tolist()
 
 
 @torch.inference_mode()
-def traverse(vae: VAE, z: Sequence, dims: Optional[Sequence[int]] = None, n_values: int = 9, span: float = 3.0) -> torch.Tensor:
+def traverse(vae: LoadedModel, z: Sequence, dims: Optional[Sequence[int]] = None, n_values: int = 9, span: float = 3.0) -> torch.Tensor:
     """Latent traversal: for each of `dims` (default: the 8 most informative), set that coordinate of z to
     n_values values from -span to +span, keeping the others -> (len(dims) * n_values, C, H, W), row by row."""
     require(vae, "traverse")

@@ -7,7 +7,7 @@ import torch
 
 from vae_demo.serving.edits import directions_of
 from vae_demo.hub.loading import ModelLoadError, load_vae
-from vae_demo.models.vae import VAE
+from vae_demo.models.protocol import LoadedModel
 
 
 class ModelRegistry:
@@ -16,7 +16,7 @@ class ModelRegistry:
         self._models: dict = {}
         self._lock = threading.Lock()
 
-    def load(self, source: str, allow_local: bool = True, revision: Optional[str] = None) -> VAE:
+    def load(self, source: str, allow_local: bool = True, revision: Optional[str] = None) -> LoadedModel:
         """Load (or return the already loaded) model; a failure leaves the loaded models untouched."""
         source = str(source or "").strip()
         with self._lock:
@@ -27,7 +27,7 @@ class ModelRegistry:
             self._models.setdefault(vae.info.name, vae)
             return self._models[vae.info.name]
 
-    def get(self, name: Optional[str] = None) -> VAE:
+    def get(self, name: Optional[str] = None) -> LoadedModel:
         """A loaded model by name; None or "" -> the first loaded model."""
         with self._lock:
             if not self._models:
@@ -57,7 +57,7 @@ class ModelRegistry:
                 "beta": v.config.beta,
                 "dataset": v.config.dataset,
                 "attributes": [d.name for d in directions_of(v)],
-                "conditional": bool(getattr(v.config, "num_labels", 0)),
+                "conditional": bool(v.config.num_labels),
                 "source": v.info.source,
                 "device": str(self.device),
             }

@@ -158,7 +158,7 @@ def main(argv=None) -> None:
         lines.append(f"| Spearman ρ of {k}, tile vs input | " + " | ".join(f"{r:.2f}" for r in an["spearman"][k])
                      + f" | **{an['spearman_mean'][k]:.2f}** |")
     test = load_dataset("mnist", False, args.data_root)
-    rows = [svc.analogy(test.images[i, 0].mul(255).byte().numpy(), "mnist-cvae") for i in an["examples"]]
+    rows = [svc.analogy(test.images[i, 0].mul(255).byte().numpy(), "mnist-cvae")[0] for i in an["examples"]]
     from PIL import Image
 
     sheet = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)), "white")

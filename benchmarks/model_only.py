@@ -64,11 +64,11 @@ def model_phase(app_dir: Path, models: list, device: str, ex: list, iters: int, 
         "encode": ("encode(1)", lambda: vae.encode(xa), lambda i: svc.encode(ex[0], model)),
         "decode": ("decode(1)", lambda: vae.decode(z1), lambda i: svc.decode(z_list, model)),
         "slider_update": ("decode(1)", lambda: vae.decode(z1), lambda i: svc.decode_with_sliders(model, None, values)),
-        "sample_64": ("decode(64)", lambda: vae.decode(z64), lambda i: getattr(svc, "sample_grid", svc.sample)(model, 64, i, 1.0)),
+        "sample_64": ("decode(64)", lambda: vae.decode(z64), lambda i: svc.sample(model, 64, i, 1.0)),
         "interpolate_16_gif": (
             "encode(1) ×2 + decode(16)",
             torch_interpolate,
-            lambda i: getattr(svc, "interpolate_sheet", svc.interpolate)(ex[0], ex[1], model, 16, "lerp"),
+            lambda i: svc.interpolate(ex[0], ex[1], model, 16, "lerp"),
         ),
     }
     if hasattr(svc, "traverse"):

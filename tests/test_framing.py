@@ -119,7 +119,7 @@ def test_a_scene_photo_is_said_to_be_one_and_still_shown():
     assert "This model knows 28×28 handwritten digits" in summary and "photo model" in summary
     assert len(service.encode(str(SCENE), "mnist")) == 32  # shown whole on every path, not refused on some
     assert service.as_seen(str(SCENE), "mnist").size == (224, 224)
-    assert len(service.interpolate(str(SCENE), str(DIGITS[1]), "mnist", 3)[0]) == 3
+    assert len(service.interpolate(str(SCENE), str(DIGITS[1]), "mnist", 3)[2]) == 3
 
 
 def test_the_frame_switch_changes_what_the_model_sees():

@@ -12,7 +12,7 @@ from vae_demo.analysis import directions as dirs
 from vae_demo.training import directions as fitting
 from vae_demo.models.classifier import classifier_for
 from vae_demo.serving.inference import InputError
-from vae_demo.analysis.evaluation_files import knowledge, map_to_latent
+from vae_demo.analysis.evaluation_files import evaluation_of, map_to_latent
 from vae_demo.analysis.morphometry import measure
 from vae_demo.serving.service import DemoService
 
@@ -123,7 +123,7 @@ def test_edit_refuses_bad_requests_with_a_sentence(svc, examples, model, attribu
 
 
 def test_a_knob_moves_z_by_its_amount_in_standard_deviations(svc):
-    d = knowledge(svc.registry.get("mnist")).directions[0]
+    d = evaluation_of(svc.registry.get("mnist")).directions[0]
     z = [0.0] * 32
     moved = torch.tensor(svc.knob_offset("mnist", z, [2.0]))
     assert torch.allclose(moved, 2.0 * d.step * d.vector, atol=1e-5)
@@ -142,10 +142,10 @@ def test_the_conditional_decoder_changes_the_digit_when_only_the_label_changes(s
 
 
 def test_analogy_writes_the_digit_as_ten_tiles_in_one_row_and_keeps_the_style(svc, examples):
-    row, info = svc.analogy_with_label(str(examples[7]), "mnist-cvae")
+    row, info = svc.analogy(str(examples[7]), "mnist-cvae")
     assert info == {"label": "7", "label_from": "classifier", "model": "mnist-cvae"}
     assert row.width > 9 * row.height  # ten tiles, one row
-    given, info = svc.analogy_with_label(str(examples[7]), "mnist-cvae", label="1")
+    given, info = svc.analogy(str(examples[7]), "mnist-cvae", label="1")
     assert info["label_from"] == "given" and given.tobytes() != row.tobytes()
     with pytest.raises(InputError, match="label must be one of"):
         svc.analogy(str(examples[7]), "mnist-cvae", label="eleven")
@@ -154,7 +154,7 @@ def test_analogy_writes_the_digit_as_ten_tiles_in_one_row_and_keeps_the_style(sv
 
 
 def test_a_conditional_sample_decodes_back_from_its_latent_and_needs_a_label_otherwise(svc):
-    sheet, z = svc.sample_sheet("mnist-cvae", 10, 0)[:2]
+    sheet, z = svc.sample("mnist-cvae", 10, 0)
     assert len(z[0]) == 8 + 10 and z[3][8 + 3] == 1.0  # z, then the one-hot of tile i's label (i mod 10)
     one = svc.decode(z[3], "mnist-cvae")
     assert one.size[0] > 28
@@ -168,7 +168,7 @@ def test_a_conditional_sample_decodes_back_from_its_latent_and_needs_a_label_oth
 # --- mnist-2d -----------------------------------------------------------------------------
 def test_the_2d_models_map_is_its_latent_space_and_a_point_decodes_exactly_that_z(svc):
     vae = svc.registry.get("mnist-2d")
-    lm = knowledge(vae).latent_map
+    lm = evaluation_of(vae).latent_map
     assert torch.equal(map_to_latent(lm, 0.7, -1.2), torch.tensor([0.7, -1.2]))
     _, decoded, point = svc.map_view("mnist-2d", (0.7, -1.2))
     assert decoded.tobytes() == svc.decode([0.7, -1.2], "mnist-2d").tobytes()

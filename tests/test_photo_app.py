@@ -47,9 +47,9 @@ def test_handlers_work_on_a_photo_model(fake_hub, tiny_sd_repo, tmp_path):
     seen, err = service.explain(str(path))[:2]
     assert rec.size == seen.size == err.size and rec.size[0] > rec.size[1]  # aspect ratio kept
     assert {"mse", "psnr", "ssim", "kl"} <= set(metrics) and "SSIM" in summary
-    frames, gif = service.interpolate(str(path), str(path), None, 3, "slerp")
-    assert len(frames) == 3
-    assert len(service.sample(None, 2, 0, 1.0)) == 2
+    sheet, gif, z = service.interpolate(str(path), str(path), None, 3, "slerp")
+    assert len(z) == 3 and sheet.width > sheet.height
+    assert len(service.sample(None, 2, 0, 1.0)[1]) == 2
     assert service.channel_offsets(str(path), None, 1.0, 0, 0, -1.0).size == rec.size
     with pytest.raises(InputError):
         service.random_latent()  # no sliders for spatial latents: a stated refusal

@@ -33,27 +33,28 @@ def test_reconstruct_handler_returns_images_and_metrics(service, examples):
     json.dumps(metrics)  # JSON-ready
 
 
-def test_sample_handler_gives_n_images(service):
-    imgs = service.sample("mnist", 5, 3, 1.0)
-    assert len(imgs) == 5
-    assert imgs[0].tobytes() == service.sample("mnist", 5, 3, 1.0)[0].tobytes()
+def test_sample_handler_gives_a_sheet_of_n_samples_and_their_latents(service):
+    sheet, z = service.sample("mnist", 5, 3, 1.0)
+    assert len(z) == 5 and all(len(v) == 32 for v in z)
+    again, z_again = service.sample("mnist", 5, 3, 1.0)
+    assert again.tobytes() == sheet.tobytes() and z_again == z
+    assert service.sample("mnist", 5, 4, 1.0)[1] != z  # another seed, other samples
 
 
-def test_sample_grid_holds_the_same_samples(service):
-    imgs = service.sample("mnist", 10, 3, 1.0)
-    sheet = service.sample_grid("mnist", 10, 3, 1.0)
-    tile = imgs[0]
-    assert tile.width == 112  # MNIST samples come at 4x; they fit the sheet's 112 px cells as they are
-    assert sheet.size == (8 * (tile.width + 4) + 4, 2 * (tile.height + 4) + 4)
-    np.testing.assert_array_equal(np.asarray(sheet)[4 : 4 + tile.height, 4 : 4 + tile.width], np.asarray(tile))
-    last = imgs[9]  # the 10th sample: row 2, column 2
-    y, x = 4 + tile.height + 4, 4 + tile.width + 4
-    np.testing.assert_array_equal(np.asarray(sheet)[y : y + tile.height, x : x + tile.width], np.asarray(last))
+def test_each_tile_of_the_sample_sheet_is_its_latent_decoded(service):
+    sheet, z = service.sample("mnist", 10, 3, 1.0)
+    tile = 112  # MNIST samples come at 4x in the sheet's 112 px cells, 8 per row, 4 px apart
+    assert sheet.size == (8 * (tile + 4) + 4, 2 * (tile + 4) + 4)
+    for i in (0, 9):  # the first sample, and the 10th: row 2, column 2
+        y, x = 4 + (i // 8) * (tile + 4), 4 + (i % 8) * (tile + 4)
+        alone = service.decode(z[i], "mnist").resize((tile, tile), Image.NEAREST)  # /decode gives it at 8x
+        np.testing.assert_array_equal(np.asarray(sheet)[y : y + tile, x : x + tile], np.asarray(alone))
+    assert not np.array_equal(np.asarray(sheet)[4 : 4 + tile, 4 : 4 + tile], np.asarray(sheet)[4 : 4 + tile, 124 : 124 + tile])
 
 
 def test_interpolate_handler_writes_a_gif(service, examples):
-    frames, gif = service.interpolate(str(examples[1]), str(examples[8]), None, 4, "slerp")
-    assert len(frames) == 4
+    sheet, gif, z = service.interpolate(str(examples[1]), str(examples[8]), None, 4, "slerp")
+    assert len(z) == 4 and sheet.width > 4 * 112
     with Image.open(gif) as g:
         assert g.format == "GIF" and g.n_frames >= 4
 
@@ -66,7 +67,7 @@ def test_decode_accepts_json_text_and_lists(service):
 
 
 def test_sliders_write_values_in_kl_order(service, examples):
-    base = service.latent_from_image(str(examples[4]))
+    base = service.encode(str(examples[4]))
     order = service.slider_order()
     moved = service.decode_with_sliders(None, base, [base[order[0]] + 3.0])
     same = service.decode_with_sliders(None, base, [base[order[0]]])
@@ -139,8 +140,8 @@ def test_a_kept_gif_outlives_the_pruning_of_old_ones(service, examples, monkeypa
     """The page's first interpolation is remembered for every visitor: its GIF must not be pruned later."""
     import vae_demo.serving.service as service_module
     monkeypatch.setattr(service_module, "GIF_KEEP", 3)
-    _, kept, _ = service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4, keep=True)
-    paths = [service.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1] for _ in range(6)]
+    _, kept, _ = service.interpolate(str(examples[0]), str(examples[1]), "mnist", 4, keep=True)
+    paths = [service.interpolate(str(examples[0]), str(examples[1]), "mnist", 4)[1] for _ in range(6)]
     assert Path(kept).exists()
     assert not Path(paths[0]).exists() and Path(paths[-1]).exists()  # the others are still pruned
 
@@ -155,5 +156,5 @@ def test_a_given_gif_folder_has_its_old_gifs_pruned_first(service, examples, mon
         p.write_bytes(b"GIF89a")
         os.utime(p, (1_000 + i, 1_000 + i))
     other = DemoService(service.registry, gif_dir=tmp_path)
-    new = other.interpolate_sheet(str(examples[0]), str(examples[1]), "mnist", 4)[1]
+    new = other.interpolate(str(examples[0]), str(examples[1]), "mnist", 4)[1]
     assert not old[0].exists() and old[1].exists() and Path(new).exists()  # the oldest goes first

@@ -15,7 +15,7 @@ from vae_demo.imaging.render import display_scale, grid, to_pil
 from vae_demo.serving.inference import InputError
 
 
-class KnobsMixin:
+class KnobEndpoints:
     # --- named knobs ----------------------------------------------------------------------
     def knobs(self, model: Optional[str] = None) -> list:
         """[(name, label)] of the model's named directions (empty for a model without directions.safetensors)"""
@@ -42,11 +42,9 @@ class KnobsMixin:
         return to_pil(after, display_scale(vae.config.image_size)), info
 
     # --- your digit as every digit --------------------------------------------------------
-    def analogy(self, image, model: Optional[str] = None, label=None, frame: bool = True) -> Image.Image:
-        """image -> one image of ten tiles in a row, the digits 0 to 9 left to right, written in the image's style"""
-        return self.analogy_with_label(image, model, label, frame)[0]
-
-    def analogy_with_label(self, image, model: Optional[str] = None, label=None, frame: bool = True) -> tuple:
+    def analogy(self, image, model: Optional[str] = None, label=None, frame: bool = True) -> tuple:
+        """/analogy: image -> (one image of ten tiles in a row, the digits 0 to 9 left to right, written in the image's
+        style; {"label": the image's label, "label_from": given or read, "model"})"""
         self.calls["analogy"] += 1
         if image is None:
             raise InputError("Give an image (upload, drawing or example) to write as every digit.")
@@ -68,7 +66,7 @@ class KnobsMixin:
         """A 2-D model: decode(z) over an n x n grid of the prior's quantiles 5 % .. 95 % (the Keras VAE example's
         manifold), z0 left to right, z1 bottom to top as on the map; None for other models"""
         vae = self.registry.get(model)
-        if vae.config.latent_dim != 2 or getattr(vae.config, "num_labels", 0):
+        if vae.config.latent_dim != 2 or vae.config.num_labels:
             return None
         q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
         z1, z0 = torch.meshgrid(q.flip(0), q, indexing="ij")

@@ -20,16 +20,16 @@ from vae_demo.imaging.charts import labelled_grid, latent_map, posterior_chart
 from vae_demo.imaging.uploads import ImageError, image_arg, sketch_image  # noqa: F401
 from vae_demo.imaging.render import contact_sheet, display_scale, grid, heatmap, save_gif, tile_sheet, to_pil  # noqa: F401
 from vae_demo.serving.inference import InputError
-from vae_demo.analysis.evaluation_files import knowledge, latent_to_map, map_to_latent
+from vae_demo.analysis.evaluation_files import evaluation_of, latent_to_map, map_to_latent
 from vae_demo.hub.loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
 from vae_demo.models.vae import VAE
 from vae_demo.serving.registry import ModelRegistry
-from vae_demo.serving.knob_endpoints import KnobsMixin
+from vae_demo.serving.knob_endpoints import KnobEndpoints
 
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
-class DemoService(KnobsMixin):
+class DemoService(KnobEndpoints):
     def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
         self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders
@@ -198,33 +198,19 @@ class DemoService(KnobsMixin):
         pca = to_pil(r.pca_reconstruction, s) if r.pca_reconstruction is not None else None
         return to_pil(r.input, s), self._error_map(vae, r, s), [to_pil(t, s) for t in r.posterior_samples], chart, pca
 
-    def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> list:
-        return self.sample_with_latents(model, n, seed, temperature)[0]
-
-    def sample_with_latents(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0) -> tuple:
-        """-> (n PIL images, their n latent vectors as lists: /decode of one gives that sample back)"""
-        vae, x, z = self._samples(model, n, seed, temperature)
-        s = max(1, display_scale(vae.config.image_size) // 2)
-        return [to_pil(t, s) for t in x], z.tolist()
-
-    def _samples(self, model, n, seed, temperature) -> tuple:
+    def sample(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> tuple:
+        """/sample: -> (the n samples as one image, `nrow` per row; their latents, one list each, in the sheet's order:
+        /decode of one gives that sample back)"""
         vae = self.registry.get(model)
         z = inference.prior_latents(vae, n, seed, temperature)
         with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z.to(vae.device))
-        return vae, x, z
+        return tile_sheet(x, nrow=nrow), z.tolist()
 
-    def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
-        """two images -> (frames as PIL list, path of a looping GIF of the frames)"""
-        return self.interpolate_with_latents(image_a, image_b, model, steps, method, frame)[:2]
-
-    def interpolate_with_latents(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True):
-        """two images -> (frames as PIL list, path of a looping GIF of the frames, the frames' latents as lists)"""
-        _, frames, gif, z = self._frames(image_a, image_b, model, steps, method, frame)
-        return frames, gif, z
-
-    def _frames(self, image_a, image_b, model, steps, method, frame, keep: bool = False) -> tuple:
-        """-> (the decoded frames (N, C, H, W), as full-size PIL images, the path of their GIF, their latents)"""
+    def interpolate(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True,
+                    keep: bool = False) -> tuple:
+        """/interpolate: two images -> (the frames as one image, 8 per row; the path of a looping GIF of the frames at
+        full size; the frames' latents). `keep`: a GIF that is never pruned (the page's first pair, for every visitor)."""
         if image_a is None or image_b is None:
             raise ImageError("Interpolation needs two images: give both A and B.")
         vae = self.registry.get(model)
@@ -233,7 +219,7 @@ class DemoService(KnobsMixin):
         with torch.inference_mode(), batch_threads(len(z)):
             x = vae.decode(z)
         frames = [to_pil(t, display_scale(vae.config.image_size)) for t in x]
-        return x, frames, self._write_gif(frames, keep), z.cpu().tolist()
+        return tile_sheet(x, nrow=8), self._write_gif(frames, keep), z.cpu().tolist()
 
     def encode(self, image, model: Optional[str] = None, frame: bool = True) -> list:
         vae = self.registry.get(model)
@@ -243,29 +229,13 @@ class DemoService(KnobsMixin):
         vae = self.registry.get(model)
         return to_pil(inference.decode_latent(vae, _parse_z(z)), display_scale(vae.config.image_size))
 
-    def sample_grid(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> Image.Image:
-        """The same samples as `sample`, as one image with `nrow` per row."""
-        return self.sample_sheet(model, n, seed, temperature, nrow)[0]
-
-    def sample_sheet(self, model: Optional[str] = None, n=16, seed=0, temperature=1.0, nrow: int = 8) -> tuple:
-        """-> (the n samples as one image, `nrow` per row; their latents, one list each, in the sheet's order)"""
-        _, x, z = self._samples(model, n, seed, temperature)
-        return tile_sheet(x, nrow=nrow), z.tolist()
-
-    def interpolate_sheet(self, image_a, image_b, model: Optional[str] = None, steps=8, method="lerp", frame: bool = True,
-                          keep: bool = False):
-        """two images -> (the frames as one image, 8 per row; path of a looping GIF of the frames; the frames' latents).
-        `keep`: a GIF that is never pruned (the page's first pair, remembered for every visitor)."""
-        x, _, gif, z = self._frames(image_a, image_b, model, steps, method, frame, keep)
-        return tile_sheet(x, nrow=8), gif, z
-
     # --- sliders ------------------------------------------------------------------------
     def slider_order(self, model: Optional[str] = None) -> list:
         return inference.slider_order(self.registry.get(model))
 
     def slider_labels(self, model: Optional[str] = None) -> list:
         vae = self.registry.get(model)
-        know = knowledge(vae)
+        know = evaluation_of(vae)
         kl = (know.stats or vae.info.stats or {}).get("kl_per_dim")
         names = know.factor_names()
         return [f"z{d}" + (f" · {names[d]}" if d in names else "") + (f" · KL {kl[d]:.2f}" if kl else "")
@@ -296,14 +266,14 @@ class DemoService(KnobsMixin):
 
     # --- latent map ---------------------------------------------------------------------
     def has_latent_map(self, model: Optional[str] = None) -> bool:
-        return knowledge(self.registry.get(model)).latent_map is not None
+        return evaluation_of(self.registry.get(model)).latent_map is not None
 
     def _map(self, vae):
         key = vae.info.name
         with self._gif_lock:
             cached = self._maps.get(key)
         if cached is None:
-            lm = knowledge(vae).latent_map
+            lm = evaluation_of(vae).latent_map
             if lm is None:
                 raise InputError(f"{key} has no latent map (run python -m vae_demo.training.evaluate {key}).")
             axes = ("z0", "z1") if vae.config.latent_dim == 2 else ("PC 1", "PC 2")  # a 2-D model's map is its latent space
@@ -316,7 +286,7 @@ class DemoService(KnobsMixin):
         """-> (map with markers, decoded image at `point` or None, (u, v) of the point)"""
         vae = self.registry.get(model)
         m = self._map(vae)
-        lm = knowledge(vae).latent_map
+        lm = evaluation_of(vae).latent_map
         marks = []
         if image is not None:
             mu, _ = inference.encode_mean(vae, image_arg(image, self.upload_roots))
@@ -343,9 +313,6 @@ class DemoService(KnobsMixin):
         c = self.registry.get(model).config
         return texts.how_it_works(c.latent_dim, c.beta, c.likelihood, c.dataset, c.objective)
 
-
-    def latent_from_image(self, image, model: Optional[str] = None, frame: bool = True) -> list:
-        return self.encode(image, model, frame)
 
     def random_latent(self, model: Optional[str] = None, seed=0) -> list:
         return inference.random_latent(self.registry.get(model), seed)

@@ -47,9 +47,9 @@ def gpu_decorator(**kwargs):
 # torch runs each forward on an OpenMP team of `torch.get_num_threads()` threads, and that setting belongs to the
 # calling thread (it is an OpenMP per-thread setting; tests/test_device.py checks it on the torch installed). The
 # server runs up to two requests at once, each in its own worker thread, beside its event loop, on a machine that
-# may have only two cores: two teams of two threads then fight for two cores. Measured (docs/PERFORMANCE.md): an
-# encode or decode of one image takes 0.36 ms on one thread against 0.69 ms on two, even alone; a decode of 64
-# takes 19 ms on two against 28 ms on one when nothing else runs, and of 16 (an interpolation) 4.8 against 7.4 ms.
+# may have only two cores: two teams of two threads then fight for two cores. A single image's forward is faster on
+# one thread even alone (a team's start costs more than it shares), while a large batch gains from the cores that no
+# other request uses; docs/PERFORMANCE.md has the figures.
 _CORES = max(1, torch.get_num_threads())  # torch's default for this machine, read once on the importing thread
 _running = 0  # requests inside request_threads() now
 _running_lock = threading.Lock()
@@ -92,8 +92,8 @@ def batch_threads(batch: int, min_batch: int = 8):
 # glibc serves an allocation above its mmap threshold (128 KiB at first, raised as such blocks are freed) with
 # fresh pages from the kernel and returns them on free, so every forward pays a page fault per 4 KiB of each new
 # activation: a decode of 64 MNIST samples allocates ~40 MB and spent a third of its time in SiLU's output alone.
-# Serving them from the heap and keeping freed memory for the next request: 18.2 -> 11.0 ms for that decode
-# (docs/PERFORMANCE.md). The same as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment, which win.
+# Serving them from the heap and keeping freed memory for the next request removes those faults (tests/test_device.py
+# counts them). The same as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment, which win.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 log = logging.getLogger("vae_demo")
 

@@ -1,7 +1,7 @@
 """Fetching a model's files from the Hugging Face Hub, bounded: the network half of hub/loading.py.
 
 Each load probes the Hub once without retries (HUB_TIMEOUT), so an unreachable or failing Hub answers in seconds
-instead of hf_hub_download's ~23 s retry rounds; files are pinned to the probed commit and checked against a size
+instead of after hf_hub_download's retry rounds; files are pinned to the probed commit and checked against a size
 limit before any byte is fetched; all requests of one load share a deadline (HUB_DEADLINE); an unreachable Hub
 falls back to the local cache.
 """

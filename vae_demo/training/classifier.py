@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     config = ClassifierConfig(image_size=train.images.shape[-1], channels=1, n_classes=len(train.class_names),
                               class_names=train.class_names, dataset=args.dataset, widths=tuple(args.widths),
                               hidden_dim=args.hidden_dim, dropout=args.dropout)
-    model = Classifier(config).to(memory_format=torch.channels_last)  # channels-last convs: ~1.3x faster on CPU
+    model = Classifier(config).to(memory_format=torch.channels_last)  # channels-last convolutions: faster on a CPU
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = math.ceil(len(train.images) / args.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / (args.epochs * steps))))

@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from vae_demo.training import distributed
 
+from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 from vae_demo.datasets.mnist import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from vae_demo.device import pick_device
 from vae_demo.models.vae import VAE, VAEConfig
@@ -146,50 +148,45 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def history(args, argv) -> tuple:
+    """-> (the commands that made this checkpoint, this one last; the per-epoch log so far). A continuation
+    (--init-from) starts from the earlier run's commands and log."""
     command = "python -m vae_demo.training.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    commands, log = [command], []
-    if args.init_from:  # a continuation: the earlier run's commands and per-epoch log come first
-        init = Path(args.init_from)
-        earlier = init / "train_commands.txt"
-        commands = (earlier.read_text().splitlines() if earlier.is_file() else [f"# (commands of {init} unknown)"]) + [command]
-        log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.conditional and (args.dataset == "dsprites" or args.objective != "elbo"):
-        raise SystemExit("--conditional trains the ELBO on mnist or fashion-mnist (labelled data).")
-    world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
-    device = world.device
-    torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    out = Path(args.out)
-    if world.main:
-        out.mkdir(parents=True, exist_ok=True)
+    if not args.init_from:
+        return [command], []
+    init = Path(args.init_from)
+    earlier = init / "train_commands.txt"
+    commands = (earlier.read_text().splitlines() if earlier.is_file() else [f"# (commands of {init} unknown)"]) + [command]
+    log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
+    return commands, log
 
+
+def load_data(args, world, out: Path) -> tuple:
+    """-> (train ImageData, or None for dSprites, generated afresh every epoch; test ImageData; training images per
+    epoch). Rank 0 also exports a few test images as the checkpoint's examples."""
     if args.dataset == "dsprites":  # generated, never downloaded: a fresh sample every epoch
-        from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
-
         test_factors = sample_factors(5000, rng=10_000)
         test = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
-        train = None
-        n_train = args.epoch_size
         if world.main:
             export_examples(test, out / "examples", per_class=3, max_images=9)
+        return None, test, args.epoch_size
+    train = load_dataset(args.dataset, train=True, root=args.data_root)
+    if args.binarize:
+        test = fixed_binarized_test_set(args.dataset, root=args.data_root, seed=0)
     else:
-        train = load_dataset(args.dataset, train=True, root=args.data_root)
-        n_train = len(train.images)
-        if args.binarize:
-            test = fixed_binarized_test_set(args.dataset, root=args.data_root, seed=0)
-        else:
-            test = load_dataset(args.dataset, train=False, root=args.data_root)
-        if world.main:
-            export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
+        test = load_dataset(args.dataset, train=False, root=args.data_root)
+    if world.main:
+        export_examples(test if not args.binarize else load_dataset(args.dataset, False, args.data_root), out / "examples")
+    return train, test, len(train.images)
 
+
+def build_model(args, test) -> VAE:
+    """The VAE these options describe, with the earlier run's weights for a continuation."""
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
-        hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective, likelihood=args.likelihood, beta=args.beta, dataset=args.dataset,
-        class_names=test.class_names, framing=FRAMING.get(args.dataset, "none"),
-        num_labels=len(test.class_names) if args.conditional else 0,
+        hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective,
+        likelihood=args.likelihood, beta=args.beta, dataset=args.dataset, class_names=test.class_names,
+        framing=FRAMING.get(args.dataset, "none"), num_labels=len(test.class_names) if args.conditional else 0,
     )
     model = VAE(config)
     if args.init_from:
@@ -198,79 +195,138 @@ def main(argv=None) -> None:
         if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective, framing=config.framing) != config:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
-    # channels-last convolutions train about 1.8x faster on this CPU
-    model = model.to(device).to(memory_format=torch.channels_last)
-    # Under torchrun the losses below go through DDP, which averages the gradients over ranks in backward; the
-    # batch size is per rank (the global batch is world size x --batch-size). Evaluation and saving use `model`.
+    return model
+
+
+@dataclasses.dataclass
+class Run:
+    """What one training run steps: the model (and its DDP wrapper), optimisers, schedule and random streams."""
+
+    args: argparse.Namespace
+    world: object
+    model: VAE
+    net: torch.nn.Module  # `model`, or DDP around it under torchrun: losses go through this one
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator  # binarization and the critic's shuffles: a stream of its own on each rank
+    n_train: int
+    per_rank: int
+    steps_per_epoch: int
+    sampler: Optional[DistributedSampler] = None
+    critic: Optional[torch.nn.Module] = None  # FactorVAE's: a training aid, not saved with the checkpoint
+    critic_opt: Optional[torch.optim.Optimizer] = None
+    step: int = 0
+
+
+def start_run(args, world, model: VAE, n_train: int, has_train_set: bool) -> Run:
+    # channels-last convolutions: the CPU's convolution kernels are faster in that layout
+    model = model.to(world.device).to(memory_format=torch.channels_last)
+    # Under torchrun DDP averages the gradients over ranks in backward; the batch size is per rank (the global batch
+    # is world size x --batch-size). Evaluation and saving use `model`.
     net = DistributedDataParallel(model) if world.distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    if args.objective == "factor-vae":  # the critic is a training aid: it is not saved with the checkpoint
-        critic = TCDiscriminator(args.latent_dim).to(device)
-        critic_opt = torch.optim.Adam(critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9))  # Kim & Mnih's betas
     per_rank = math.ceil(n_train / world.size)  # DistributedSampler pads the last rank's share to this
     steps_per_epoch = math.ceil(per_rank / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
-    # binarization and the critic's shuffles: a stream of their own on each rank (rank 0's is the single run's)
-    gen = torch.Generator().manual_seed(args.seed + 7919 * world.rank)
-    sampler = (DistributedSampler(range(n_train), num_replicas=world.size, rank=world.rank, shuffle=True, seed=args.seed)
-               if world.distributed and train is not None else None)
-    step, first = 0, len(log) + 1
+    run = Run(args, world, model, net, opt, sched, torch.Generator().manual_seed(args.seed + 7919 * world.rank), n_train,
+              per_rank, steps_per_epoch)
+    if world.distributed and has_train_set:
+        run.sampler = DistributedSampler(range(n_train), num_replicas=world.size, rank=world.rank, shuffle=True, seed=args.seed)
+    if args.objective == "factor-vae":
+        run.critic = TCDiscriminator(args.latent_dim).to(world.device)
+        run.critic_opt = torch.optim.Adam(run.critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9))  # Kim & Mnih's
+    return run
 
-    for epoch in range(first, first + args.epochs):
-        model.train()
-        t0 = time.time()
-        if train is None:  # generated afresh: each rank its own sprites
-            epoch_factors = sample_factors(per_rank, rng=args.seed * 1000 + epoch + 10**6 * world.rank)
-        elif sampler is not None:  # this rank's share of one shuffle that every rank agrees on
-            sampler.set_epoch(epoch)
-            perm = torch.tensor(list(sampler))
+
+def batches(run: Run, train, epoch: int):
+    """-> (x, y or None) for each step of this rank's share of an epoch"""
+    args, world = run.args, run.world
+    if train is None:  # generated afresh: each rank its own sprites
+        factors = sample_factors(run.per_rank, rng=args.seed * 1000 + epoch + 10**6 * world.rank)
+    elif run.sampler is not None:  # this rank's share of one shuffle that every rank agrees on
+        run.sampler.set_epoch(epoch)
+        perm = torch.tensor(list(run.sampler))
+    else:
+        perm = torch.randperm(run.n_train, generator=run.gen)
+    for b in range(run.steps_per_epoch):
+        if train is None:
+            yield generate(factors[b * args.batch_size : (b + 1) * args.batch_size]), None
         else:
-            perm = torch.randperm(n_train, generator=gen)
-        sums = {"n": 0.0, "loss": 0.0, "rec": 0.0, "kl": 0.0, **({"tc": 0.0} if args.objective == "factor-vae" else {})}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{first + args.epochs - 1}", leave=False, mininterval=5,
-                   disable=not world.main)
-        for b in bar:
-            if train is None:
-                x = generate(epoch_factors[b * args.batch_size : (b + 1) * args.batch_size])
-            else:
-                idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-                x = train.images[idx]
-                y = train.labels[idx].to(device) if args.conditional else None
-            x = binarize(x, gen) if args.binarize else x
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            warm = min(1.0, step / max(1.0, args.warmup_epochs * steps_per_epoch))
-            beta = args.beta * warm
-            if args.objective == "beta-tcvae":
-                dataset_size = FACTORS.n_images if train is None else n_train
-                # the minibatch estimate of the TC uses this rank's batch only (B = --batch-size): not gathered
-                loss, outp = beta_tcvae_loss(net, x, args.beta, dataset_size, anneal=warm)
-            elif args.objective == "factor-vae":
-                loss, outp, tc = factor_vae_loss(net, critic, x, args.beta, anneal=warm)
-                sums["tc"] += tc.item() * len(x)
-            else:
-                outp = net(x, compute_loss=True, beta=beta, **({"y": y} if args.conditional else {}))
-                loss = outp.loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for _ in range(args.critic_steps if args.objective == "factor-vae" else 0):
-                # then the critic learns from the same z, shuffled afresh each time (the VAE's step left it grads)
-                critic_opt.zero_grad(set_to_none=True)
-                critic_loss(critic, outp.z, gen).backward()
-                distributed.average_gradients(world, critic)  # each rank's critic sees its own z; they stay one critic
-                critic_opt.step()
-            sched.step()
-            step += 1
-            n = len(x)
-            sums["n"] += n
-            sums["loss"] += loss.item() * n
-            sums["rec"] += outp.rec_loss.sum().item()
-            sums["kl"] += outp.kl.sum().item()
-            bar.set_postfix(loss=f"{loss.item():.1f}", refresh=False)
-        sums = distributed.sum_over_ranks(world, sums)  # every rank's images count
-        row = {"epoch": epoch, **({"continued_at": first} if epoch == first and first > 1 else {}), "beta": beta, "lr": sched.get_last_lr()[0],
-               "device": str(device), "world_size": world.size}
+            idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
+            yield train.images[idx], train.labels[idx].to(world.device) if args.conditional else None
+
+
+def train_step(run: Run, x, y, sums: dict) -> tuple:
+    """One optimiser step on a batch (and the critic's for FactorVAE) -> (loss, the KL weight used)"""
+    args = run.args
+    x = binarize(x, run.gen) if args.binarize else x
+    x = x.to(run.world.device).contiguous(memory_format=torch.channels_last)
+    warm = min(1.0, run.step / max(1.0, args.warmup_epochs * run.steps_per_epoch))
+    beta = args.beta * warm
+    if args.objective == "beta-tcvae":
+        dataset_size = FACTORS.n_images if args.dataset == "dsprites" else run.n_train
+        # the minibatch estimate of the TC uses this rank's batch only (B = --batch-size): not gathered
+        loss, outp = beta_tcvae_loss(run.net, x, args.beta, dataset_size, anneal=warm)
+    elif args.objective == "factor-vae":
+        loss, outp, tc = factor_vae_loss(run.net, run.critic, x, args.beta, anneal=warm)
+        sums["tc"] += tc.item() * len(x)
+    else:
+        outp = run.net(x, compute_loss=True, beta=beta, **({"y": y} if args.conditional else {}))
+        loss = outp.loss
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    for _ in range(args.critic_steps if args.objective == "factor-vae" else 0):
+        # then the critic learns from the same z, shuffled afresh each time (the VAE's step left it grads)
+        run.critic_opt.zero_grad(set_to_none=True)
+        critic_loss(run.critic, outp.z, run.gen).backward()
+        distributed.average_gradients(run.world, run.critic)  # each rank's critic sees its own z; they stay one critic
+        run.critic_opt.step()
+    run.sched.step()
+    run.step += 1
+    n = len(x)
+    sums["n"] += n
+    sums["loss"] += loss.item() * n
+    sums["rec"] += outp.rec_loss.sum().item()
+    sums["kl"] += outp.kl.sum().item()
+    return loss, beta
+
+
+def train_epoch(run: Run, train, epoch: int, last: int) -> tuple:
+    """-> (the epoch's sums over every rank's images, the KL weight it ended on)"""
+    run.model.train()
+    sums = {"n": 0.0, "loss": 0.0, "rec": 0.0, "kl": 0.0, **({"tc": 0.0} if run.args.objective == "factor-vae" else {})}
+    bar = tqdm(batches(run, train, epoch), total=run.steps_per_epoch, desc=f"epoch {epoch}/{last}", leave=False,
+               mininterval=5, disable=not run.world.main)
+    beta = 0.0
+    for x, y in bar:
+        loss, beta = train_step(run, x, y, sums)
+        bar.set_postfix(loss=f"{loss.item():.1f}", refresh=False)
+    return distributed.sum_over_ranks(run.world, sums), beta  # every rank's images count
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    commands, log = history(args, argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.conditional and (args.dataset == "dsprites" or args.objective != "elbo"):
+        raise SystemExit("--conditional trains the ELBO on mnist or fashion-mnist (labelled data).")
+    world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
+    torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    out = Path(args.out)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+    train, test, n_train = load_data(args, world, out)
+    run = start_run(args, world, build_model(args, test), n_train, train is not None)
+    model, first = run.model, len(log) + 1
+    last = first + args.epochs - 1
+    for epoch in range(first, last + 1):
+        t0 = time.time()
+        sums, beta = train_epoch(run, train, epoch, last)
+        row = {"epoch": epoch, **({"continued_at": first} if epoch == first and first > 1 else {}), "beta": beta,
+               "lr": run.sched.get_last_lr()[0], "device": str(world.device), "world_size": world.size}
         row.update({f"train_{k}": v / sums["n"] for k, v in sums.items() if k != "n"})
         if not world.main:  # rank 0 evaluates and writes; the others wait for it at the next epoch's first backward
             continue
@@ -278,16 +334,13 @@ def main(argv=None) -> None:
         row["seconds"] = time.time() - t0
         row["images_per_second"] = sums["n"] / row["seconds"]
         log.append(row)
-        tqdm.write(
-            f"epoch {epoch}: train loss {row['train_loss']:.2f} | test ELBO {row['test_elbo']:.2f} "
-            f"(rec {row['test_rec']:.2f}, KL {row['test_kl']:.2f}) | {row['seconds']:.0f}s"
-        )
+        tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.2f} | test ELBO {row['test_elbo']:.2f} "
+                   f"(rec {row['test_rec']:.2f}, KL {row['test_kl']:.2f}) | {row['seconds']:.0f}s")
         model.eval()
         save_checkpoint(model, out, args.weights_dtype)
         (out / "training_log.json").write_text(json.dumps(log, indent=1))
         (out / "train_commands.txt").write_text("\n".join(commands) + "\n")
-        write_model_card(out, args, log, commands, planned=first + args.epochs - 1)
-
+        write_model_card(out, args, log, commands, planned=last)
     if world.main:
         stats = latent_statistics(model, test.images, test.labels)
         (out / "latent_stats.json").write_text(json.dumps(stats, indent=1))

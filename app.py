@@ -9,15 +9,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import ui.gradio_import  # noqa: F401  first, before gradio: Gradio's import without its stub writer (ui/gradio_import.py)
 import gradio as gr
 from gradio.utils import get_upload_folder
 
 from ui import analogy, api_tab, betas, channels, interpolate, latent_map, reconstruct, sample, sliders
-from ui.common import M, PRIVATE, user_errors
-from ui import gradio_sessions, gradio_traverse
-from ui.gradio_queue import wake_on_change
-from ui.gradio_startup import deferred_app
+from ui.common import MODEL_QUEUE, NOT_IN_API, user_errors
+from ui import gradio_departures
 from vae_demo.serving import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
 from vae_demo.imaging.uploads import MAX_UPLOAD_BYTES
@@ -25,14 +22,6 @@ from vae_demo.hub.loading import CHECKPOINTS_DIR, bundled_models
 from vae_demo.serving.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
-# Gradio's queue recomputes its monitoring summary (a pandas frame of up to 10,000 past events, then percentiles)
-# after every event, by default: 10 % of the server's CPU under 16 clients here (docs/PERFORMANCE.md). Every 100
-# events is fresh enough for /monitoring/summary. Read when the queue is made; an environment setting wins.
-os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
-# Gradio wraps every event in matplotlib.get_backend(), which, with no backend chosen, imports pyplot and probes for
-# a display: 0.75 s in the server's first answer here. A server draws off-screen: Agg from the start, as vae_demo/imaging/charts.py
-# draws. Set before anything imports matplotlib (nothing does at start-up); an environment setting wins.
-os.environ.setdefault("MPLBACKEND", "agg")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, api_tab)  # in the page's order
 CSS = """
@@ -43,12 +32,10 @@ CSS = """
 
 
 def build_demo(service: DemoService) -> gr.Blocks:
-    gradio_sessions.install()  # a sessionless API call no longer copies the config of all ~150 blocks
-    gradio_traverse.install()  # Gradio's look for files in every output without a coroutine per number in it
     first = service.model_names()[0]
 
     def capability_note(m) -> str:
-        notes = getattr(service.registry.get(m), "notes", {}) or {}
+        notes = service.registry.get(m).notes
         return "  \n".join(f"**{k}**: {v}" for k, v in notes.items() if k in ("sample", "sliders", "traverse"))
 
     @user_errors
@@ -58,35 +45,33 @@ def build_demo(service: DemoService) -> gr.Blocks:
         progress(1.0)
         return gr.update(choices=service.model_names(), value=name), f"Loaded **{name}**."
 
-    with deferred_app():  # the web app is built once, by launch() (ui/gradio_startup.py)
-        with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
-            gr.Markdown(texts.INTRO)
-            with gr.Row(equal_height=True):
-                model = gr.Dropdown(choices=service.model_names(), value=first, label="Model", scale=2, interactive=True)
-                hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
-                load_btn = gr.Button("Load", scale=1)
-            card = gr.Markdown(service.model_card(first))
-            cap_note = gr.Markdown(capability_note(first))
-            load_status = gr.Markdown()
-            with gr.Accordion("How it works: the loss, the reparameterization trick, this model's β and latent size", open=False):
-                how = gr.Markdown(service.how_it_works(first), latex_delimiters=LATEX)
-            with gr.Tabs():
-                tabs = [t.build(service, model) for t in TABS]
+    with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(texts.INTRO)
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(choices=service.model_names(), value=first, label="Model", scale=2, interactive=True)
+            hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
+            load_btn = gr.Button("Load", scale=1)
+        card = gr.Markdown(service.model_card(first))
+        cap_note = gr.Markdown(capability_note(first))
+        load_status = gr.Markdown()
+        with gr.Accordion("How it works: the loss, the reparameterization trick, this model's β and latent size", open=False):
+            how = gr.Markdown(service.how_it_works(first), latex_delimiters=LATEX)
+        with gr.Tabs():
+            tabs = [t.build(service, model) for t in TABS]
 
-            # The cross-tab wiring: on arrival and on every change of model, each tab shows that model's result.
-            outputs = [card, how, cap_note, *[c for t in tabs for c in t.outputs]]
+        # The cross-tab wiring: on arrival and on every change of model, each tab shows that model's result.
+        outputs = [card, how, cap_note, *[c for t in tabs for c in t.outputs]]
 
-            @user_errors
-            def refresh(m):
-                return [service.model_card(m), service.how_it_works(m), capability_note(m),
-                        *[v for t in tabs for v in t.refresh(m)]]
+        @user_errors
+        def refresh(m):
+            return [service.model_card(m), service.how_it_works(m), capability_note(m),
+                    *[v for t in tabs for v in t.refresh(m)]]
 
-            model.change(refresh, [model], outputs, **PRIVATE, **M)
-            demo.load(refresh, [model], outputs, **PRIVATE, **M)
-            load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
-            hub_id.submit(load_model, [hub_id], [model, load_status], **PRIVATE, concurrency_limit=1)
-        demo.queue(max_size=64, default_concurrency_limit=2)
-        wake_on_change(demo._queue)  # no 1 ms poll beside the model calls (ui/gradio_queue.py)
+        model.change(refresh, [model], outputs, **NOT_IN_API, **MODEL_QUEUE)
+        demo.load(refresh, [model], outputs, **NOT_IN_API, **MODEL_QUEUE)
+        load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
+        hub_id.submit(load_model, [hub_id], [model, load_status], **NOT_IN_API, concurrency_limit=1)
+    demo.queue(max_size=64, default_concurrency_limit=2)
     demo.vae_service = service  # for tests and the benchmark: what the page's handlers call
     return demo
 
@@ -112,12 +97,14 @@ def create_demo(models=None, device: str = "auto") -> gr.Blocks:
     # Images are read only from Gradio's upload folder and the bundled examples, whatever path a client sends.
     roots = [get_upload_folder(), CHECKPOINTS_DIR]
     # GIFs are written inside Gradio's cache, so that Gradio serves them where they are instead of hashing and
-    # copying each into its cache on the event loop (0.8 ms of /interpolate, docs/PERFORMANCE.md). Gradio's clean-up
+    # copying each into its cache on the event loop. Gradio's clean-up
     # deletes only files it copied there itself; the service prunes its own GIFs (GIF_KEEP).
     os.makedirs(get_upload_folder(), exist_ok=True)
     gifs = Path(tempfile.mkdtemp(prefix="vae-demo-gifs-", dir=get_upload_folder()))
-    return build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots,
+    demo = build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots,
                                                gif_dir=gifs))
+    gradio_departures.apply(demo)  # every departure from stock Gradio; VAE_DEMO_STOCK_GRADIO=1 turns them off
+    return demo
 
 
 # Uploads over the limit are refused by Gradio (HTTP 413) before they are stored; sessions are capped so that

@@ -188,20 +188,6 @@ def test_a_remembered_refresh_gives_every_visitor_its_own_update_dicts():
     assert second[0]["value"] == "picture" and second[1] == "plain" and calls == ["mnist"]
 
 
-def test_png_file_writes_the_same_pixels_where_gradio_finds_its_own_copy():
-    from gradio import processing_utils
-    from gradio.utils import get_upload_folder
-
-    from ui.common import png_file
-
-    img = Image.fromarray((np.arange(300 * 200) % 251).astype(np.uint8).reshape(200, 300), "L")
-    path = png_file(img)
-    assert Path(path).parent.parent == Path(get_upload_folder()) and png_file(img) == path
-    with Image.open(path) as back:
-        assert back.mode == "L" and np.array_equal(np.asarray(back), np.asarray(img))
-    assert processing_utils.save_file_to_cache(path, get_upload_folder()) == path  # Gradio's postprocess: no second copy
-
-
 def test_slider_update_decodes_the_sliders_and_refuses_values_outside_them(client):
     """/slider_update (undocumented: model, then one value per slider and knob; the base z is the page's State)
     is not preprocessed by Gradio: its own check must give the sentences."""

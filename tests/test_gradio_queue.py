@@ -1,4 +1,4 @@
-"""ui.gradio_queue: Gradio's queue starts events when they are pushed and when a job ends, not on a 1 ms poll;
+"""ui.gradio_departures.wake_on_change: Gradio's queue starts events when they are pushed and when a job ends, not on a 1 ms poll;
 it keeps Gradio's limits, and any other Gradio release keeps its own loop."""
 
 import contextlib
@@ -9,7 +9,7 @@ import time
 import gradio as gr
 from gradio_client import Client
 
-from ui import gradio_queue
+from ui import gradio_departures
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def page(limit: int):
 def woken(limit: int):
     """page(limit) with its queue waking on change"""
     demo, most = page(limit)
-    assert gradio_queue.wake_on_change(demo._queue)
+    gradio_departures.wake_on_change(demo._queue)
     return demo, most
 
 
@@ -56,14 +56,9 @@ def served(demo):
         demo.close()
 
 
-def test_the_installed_gradio_runs_the_loop_copied_here():
-    """If this fails after a Gradio upgrade: compare its Queue.start_processing with the copy, then the fingerprint."""
-    assert gradio_queue.supported()
-
-
 def test_events_start_when_pushed_and_when_a_job_ends_not_on_a_poll(monkeypatch):
     # A safety net far longer than the test: every start must come from a push or from a job that ended.
-    monkeypatch.setattr(gradio_queue, "SAFETY_NET_S", 60.0)
+    monkeypatch.setattr(gradio_departures, "SAFETY_NET_S", 60.0)
     demo, most = woken(limit=1)
     with served(demo) as client:
         t = time.perf_counter()
@@ -90,7 +85,7 @@ def test_an_idle_queue_looks_a_few_times_a_second():
         before = demo._queue.looks
         time.sleep(1.0)
         looks = demo._queue.looks - before
-        assert 1 <= looks <= 1 / gradio_queue.SAFETY_NET_S + 10, looks  # Gradio's own loop: about 1,000
+        assert 1 <= looks <= 1 / gradio_departures.SAFETY_NET_S + 10, looks  # Gradio's own loop: about 1,000
 
 
 def test_a_relaunched_page_is_served_by_a_new_loop():
@@ -102,10 +97,13 @@ def test_a_relaunched_page_is_served_by_a_new_loop():
 
 
 def test_another_gradio_release_keeps_its_own_loop(monkeypatch):
-    monkeypatch.setattr(gradio_queue, "FINGERPRINT", "0" * 16)
+    monkeypatch.setitem(gradio_departures.FINGERPRINTS, "queue wake-ups", "0" * 16)
+    gradio_departures._matches.cache_clear()
+    monkeypatch.setattr(gradio_departures, "LazySessionState", gradio_departures._GRADIOS_SESSION)  # nothing global
     demo, _ = page(limit=1)
     queue = demo._queue
-    assert not gradio_queue.wake_on_change(queue)
+    assert gradio_departures.apply(demo)["queue wake-ups"] is False
+    gradio_departures._matches.cache_clear()
     assert "start_processing" not in vars(queue) and "push" not in vars(queue)  # the class's own methods
     with served(demo) as client:
         assert client.predict(2, api_name="/slow") == 3

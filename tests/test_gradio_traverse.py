@@ -9,9 +9,9 @@ import pytest
 from gradio import processing_utils
 from gradio_client import utils as client_utils
 
-from ui import gradio_traverse
+from ui import gradio_departures
 
-GRADIOS = gradio_traverse._ORIGINAL  # gradio_client's own walk, as imported before anything installed ours
+GRADIOS = gradio_departures._GRADIOS_WALK  # gradio_client's own walk, as imported before anything installed ours
 
 
 def a_file(i: int) -> dict:
@@ -43,16 +43,10 @@ def walk(traverse, value, is_root=client_utils.is_file_obj_with_meta):
     return asyncio.run(traverse(value, func, is_root)), seen
 
 
-def test_the_installed_gradio_client_has_the_walk_reproduced_here():
-    """If this fails after an upgrade: compare gradio_client.utils.async_traverse and is_file_obj_with_meta with
-    ui/gradio_traverse.py, then the fingerprint."""
-    assert gradio_traverse.supported()
-
-
 def test_the_same_copy_and_the_same_files_in_the_same_order_as_gradios():
     for seed in range(300):
         value = nested(random.Random(seed))
-        assert walk(gradio_traverse.async_traverse, value) == walk(GRADIOS, value), f"seed {seed}: {value!r}"
+        assert walk(gradio_departures.async_traverse, value) == walk(GRADIOS, value), f"seed {seed}: {value!r}"
 
 
 def test_any_other_test_for_a_root_sees_every_value_as_in_gradios():
@@ -62,13 +56,13 @@ def test_any_other_test_for_a_root_sees_every_value_as_in_gradios():
 
     for seed in range(100):
         value = nested(random.Random(seed))
-        assert walk(gradio_traverse.async_traverse, value, is_root) == walk(GRADIOS, value, is_root), f"seed {seed}"
+        assert walk(gradio_departures.async_traverse, value, is_root) == walk(GRADIOS, value, is_root), f"seed {seed}"
 
 
 def test_latents_and_files_the_containers_are_new_and_the_numbers_kept():
     rows = [[random.Random(r).gauss(0, 1) for _ in range(32)] for r in range(64)]
     value = [a_file(1), rows, {"metrics": {"mse": 0.1}, "frames": (a_file(2), a_file(3))}]
-    (out, seen), (want, want_seen) = walk(gradio_traverse.async_traverse, value), walk(GRADIOS, value)
+    (out, seen), (want, want_seen) = walk(gradio_departures.async_traverse, value), walk(GRADIOS, value)
     assert out == want and seen == want_seen == [a_file(1), a_file(2), a_file(3)]
     assert out[1] == rows and out[1] is not rows and all(a is not b for a, b in zip(out[1], rows))
     assert isinstance(out[2]["frames"], list) and out[0]["url"] == "/file=/tmp/f1.png"
@@ -77,9 +71,9 @@ def test_latents_and_files_the_containers_are_new_and_the_numbers_kept():
 
 
 def test_a_root_or_a_number_alone():
-    assert walk(gradio_traverse.async_traverse, a_file(7)) == walk(GRADIOS, a_file(7))
-    assert walk(gradio_traverse.async_traverse, 3.5) == (3.5, [])
-    assert walk(gradio_traverse.async_traverse, []) == ([], [])
+    assert walk(gradio_departures.async_traverse, a_file(7)) == walk(GRADIOS, a_file(7))
+    assert walk(gradio_departures.async_traverse, 3.5) == (3.5, [])
+    assert walk(gradio_departures.async_traverse, []) == ([], [])
 
 
 def test_an_error_in_func_reaches_the_caller():
@@ -87,14 +81,12 @@ def test_an_error_in_func_reaches_the_caller():
         raise ValueError("no such file")
 
     with pytest.raises(ValueError, match="no such file"):
-        asyncio.run(gradio_traverse.async_traverse([1, [a_file(1)]], func, client_utils.is_file_obj_with_meta))
+        asyncio.run(gradio_departures.async_traverse([1, [a_file(1)]], func, client_utils.is_file_obj_with_meta))
 
 
 def test_gradios_output_processing_uses_it_once_installed_and_finds_the_file(tmp_path, monkeypatch):
-    assert gradio_traverse.install()
-    assert client_utils.async_traverse is gradio_traverse.async_traverse
     calls = []
-    real = gradio_traverse.async_traverse
+    real = gradio_departures.async_traverse
 
     async def counted(*a):
         calls.append(1)
@@ -111,19 +103,9 @@ def test_gradios_output_processing_uses_it_once_installed_and_finds_the_file(tmp
     assert calls and moved["z"] == [[0.25, -1.5]] and moved["file"]["url"].startswith("/gradio_api/file=")
 
 
-def test_another_gradio_client_release_keeps_its_own_walk(monkeypatch):
-    async def theirs(json_obj, func, is_root):  # a walk this module was not checked against
-        return json_obj
-
-    monkeypatch.setattr(client_utils, "async_traverse", theirs)
-    assert not gradio_traverse.supported()
-    assert gradio_traverse.install() is False
-    assert client_utils.async_traverse is theirs
-
-
 def test_the_app_installs_it(monkeypatch):
     import app
 
     monkeypatch.setattr(client_utils, "async_traverse", GRADIOS)  # as a fresh process has it
     app.create_demo(["mnist"], "cpu")
-    assert client_utils.async_traverse is gradio_traverse.async_traverse
+    assert client_utils.async_traverse is gradio_departures.async_traverse

@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
 
-from ui.common import plain_numbers, postprocessed
+from ui.gradio_departures import plain_numbers, postprocessed
 
 FAST = ("reconstruct", "reconstruct_sketch", "interpolate", "sample", "encode", "decode", "traverse", "slider_update", "edit",
         "analogy", "compare_betas")

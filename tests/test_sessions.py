@@ -1,4 +1,4 @@
-"""gradio_sessions: Gradio's per-call session without the up-front config copy, and with the same content."""
+"""ui.gradio_departures.LazySessionState: Gradio's per-call session without the up-front config copy, and with the same content."""
 
 import json
 import urllib.request
@@ -7,10 +7,10 @@ import gradio.state_holder as state_holder
 import pytest
 from gradio.state_holder import StateHolder
 
-from ui import gradio_sessions
+from ui import gradio_departures
 from test_app import client as served_client  # noqa: F401  (the launched app fixture)
 
-Eager = gradio_sessions._Eager
+Eager = gradio_departures._GRADIOS_SESSION
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +21,20 @@ def demo():
 
 
 def test_the_app_installs_it_and_gradio_then_creates_lazy_sessions(demo):
-    assert gradio_sessions.install() is True
     holder = StateHolder()
     holder.set_blocks(demo)
-    assert type(holder["abc"]) is gradio_sessions.LazySessionState
+    assert type(holder["abc"]) is gradio_departures.LazySessionState
 
 
 def test_a_lazy_session_starts_empty_and_lists_the_same_components_as_gradios(demo):
-    lazy, eager = gradio_sessions.LazySessionState(demo), Eager(demo)
+    lazy, eager = gradio_departures.LazySessionState(demo), Eager(demo)
     assert lazy.config_values == {} and len(eager.config_values) > 100
     assert list(lazy.components) == list(eager.components)
 
 
 def test_after_an_event_writes_values_both_sessions_agree(demo):
     """What an event does to a session (blocks/queueing: state[id] = block, then _update_value_in_config)."""
-    lazy, eager = gradio_sessions.LazySessionState(demo), Eager(demo)
+    lazy, eager = gradio_departures.LazySessionState(demo), Eager(demo)
     image = next(b for b in demo.blocks.values() if type(b).__name__ == "Image")
     slider = next(b for b in demo.blocks.values() if type(b).__name__ == "Slider")
     for s in (lazy, eager):
@@ -53,7 +52,7 @@ def test_after_an_event_writes_values_both_sessions_agree(demo):
 def test_values_written_for_many_inputs_build_nothing_until_a_deep_link_and_then_agree(demo):
     """/slider_update has 43 inputs: each value written must not build its entry, and the last write must win
     over an entry Gradio rebuilds from its block (_update_config), in either order."""
-    lazy, eager = gradio_sessions.LazySessionState(demo), Eager(demo)
+    lazy, eager = gradio_departures.LazySessionState(demo), Eager(demo)
     sliders = [b for b in demo.blocks.values() if type(b).__name__ == "Slider"][:40]
     image = next(b for b in demo.blocks.values() if type(b).__name__ == "Image")
     for s in (lazy, eager):
@@ -70,11 +69,16 @@ def test_values_written_for_many_inputs_build_nothing_until_a_deep_link_and_then
     assert next(c for c in lazy.components if c["id"] == image._id)["props"]["value"] == {"path": "after.png"}
 
 
-def test_an_unknown_gradio_layout_is_left_alone(monkeypatch):
+def test_an_unknown_gradio_layout_is_left_alone(monkeypatch, demo):
     monkeypatch.setattr(state_holder, "SessionState", Eager)
-    monkeypatch.setattr(gradio_sessions.gradio, "__version__", "7.0.0")
-    assert gradio_sessions.install() is False
-    assert state_holder.SessionState is Eager
+    monkeypatch.setattr(gradio_departures, "wake_on_change", lambda queue: None)  # the page's queue is left as it is
+    monkeypatch.setitem(gradio_departures.FINGERPRINTS, "lazy sessions", "0" * 16)
+    gradio_departures._matches.cache_clear()
+    try:
+        assert gradio_departures.apply(demo)["lazy sessions"] is False
+        assert state_holder.SessionState is Eager
+    finally:
+        gradio_departures._matches.cache_clear()
 
 
 def test_the_served_app_answers_and_keeps_deep_links_working(served_client):  # noqa: F811

@@ -5,7 +5,8 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, answered, has_strokes, memo, png_file, upload_or_draw, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, has_strokes, memo, upload_or_draw, user_errors
+from .gradio_departures import answered, png_file
 AUTO = "read by the classifier"
 
 
@@ -15,11 +16,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def analogy(image, model: str = first or "mnist-cvae"):
-        return png_file(service.analogy(image, model))
+        return png_file(service.analogy(image, model)[0])
 
     @user_errors
     def write(image, m, label):
-        row, info = service.analogy_with_label(image, m, None if label in (None, AUTO) else label)
+        row, info = service.analogy(image, m, None if label in (None, AUTO) else label)
         how = "as the classifier reads it" if info["label_from"] == "classifier" else "as you said"
         return row, f"Encoded as a **{info['label']}** ({how}), then decoded with each label 0 … 9: same z, same hand."
 
@@ -43,13 +44,13 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 row = gr.Image(label="Your z, decoded with the labels 0 to 9", format="png", interactive=False,
                                elem_classes="pixelated", elem_id="analogy-row")
                 caption = gr.Markdown()
-    answered(button.click, analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **M)  # ui/common.py
-    image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
-    label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **PRIVATE, **M)
-    examples.click(lambda r: r[0], examples, image, **PRIVATE).then(write, [image, cmodel, label], [row, caption],
-                                                                    preprocess=False, **PRIVATE, **M)
+    answered(button.click, analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **MODEL_QUEUE)  # ui/common.py
+    image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    examples.click(lambda r: r[0], examples, image, **NOT_IN_API).then(write, [image, cmodel, label], [row, caption],
+                                                                    preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
     sketch.input(from_sketch, [sketch, cmodel, label], [row, caption], trigger_mode="always_last", show_progress="hidden",
-                 **PRIVATE, **M)
+                 **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(_m):  # the tab's own model, whatever the page's: the same result for every model

@@ -4,7 +4,8 @@ import gradio as gr
 
 from vae_demo.serving.service import DemoService
 
-from .common import M, Tab, answered, png_file, user_errors
+from .common import MODEL_QUEUE, Tab, user_errors
+from .gradio_departures import answered, png_file
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     first = service.model_names()[0]
@@ -38,8 +39,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             grid = gr.Image(label="Traversal", format="png", interactive=False)
         list_btn = gr.Button("List loaded models")
         listed = gr.JSON(label="Loaded models")
-    # answered(...): the image's postprocessing in the handler's thread (ui/common.py)
-    answered(dec_btn.click, decode, [z, model], [img], api_name="decode", preprocess=False, **M)
-    answered(trav_btn.click, traverse, [z, model, dims], [grid], api_name="traverse", **M)
+    # answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)
+    answered(dec_btn.click, decode, [z, model], [img], api_name="decode", preprocess=False, **MODEL_QUEUE)
+    answered(trav_btn.click, traverse, [z, model, dims], [grid], api_name="traverse", **MODEL_QUEUE)
     list_btn.click(models, None, [listed], api_name="models")
     return Tab(outputs=[], refresh=lambda m: [])

@@ -5,7 +5,8 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, answered, has_strokes, memo, upload_or_draw, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, has_strokes, memo, upload_or_draw, user_errors
+from .gradio_departures import answered
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     family = service.beta_family()
@@ -38,12 +39,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         with gr.Accordion("The figures (JSON)", open=False):
             table = gr.JSON(label="rate and distortion per model")
     outs = [recon, chart, samples, table]
-    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
-    answered(button.click, compare_betas, [image, seed], outs, api_name="compare_betas", preprocess=False, **M)
-    answered(image.input, from_upload, [image, seed], outs, preprocess=False, **PRIVATE, **M)
-    answered(examples.click(lambda r: r[0], examples, image, **PRIVATE).then, compare_betas, [image, seed], outs,
-             preprocess=False, **PRIVATE, **M)
-    sketch.input(from_sketch, [sketch, seed], outs, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
+    # answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)
+    answered(button.click, compare_betas, [image, seed], outs, api_name="compare_betas", preprocess=False, **MODEL_QUEUE)
+    answered(image.input, from_upload, [image, seed], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    answered(examples.click(lambda r: r[0], examples, image, **NOT_IN_API).then, compare_betas, [image, seed], outs,
+             preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    sketch.input(from_sketch, [sketch, seed], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(_m):  # its own models, whatever the page's

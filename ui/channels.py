@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, caps, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, caps, user_errors
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -26,9 +26,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 offsets = [gr.Slider(-3, 3, value=0, step=0.1, label=f"latent channel {i}: offset") for i in range(4)]
                 button = gr.Button("Decode with these offsets", variant="primary")
             out = gr.Image(label="decode(μ + offset per channel)", format="png", interactive=False, scale=2)
-    button.click(channel_offsets, [image, model, *offsets], [out], preprocess=False, **PRIVATE, **M)
+    button.click(channel_offsets, [image, model, *offsets], [out], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
     gr.on([image.input, *[o.release for o in offsets]], when_given, [image, model, *offsets], [out], preprocess=False,
-          trigger_mode="always_last", **PRIVATE, **M)
+          trigger_mode="always_last", **NOT_IN_API, **MODEL_QUEUE)
 
     def refresh(m):
         return [gr.update(visible="channel_offsets" in caps(service, m))]

@@ -1,31 +1,26 @@
-"""What every tab shares: the error wrapper, the concurrency group, the example lists, the sketchpad, fast PNGs."""
+"""What every tab shares: the error wrapper, the concurrency group, the example lists, the sketchpad."""
 
 import functools
-import io
 import logging
-import math
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import gradio as gr
 from gradio.components.image_editor import EditorData
-from gradio import processing_utils
-from gradio.data_classes import FileData, GradioModel
-from gradio.utils import get_upload_folder
+from gradio.data_classes import GradioModel
 from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
-from vae_demo.imaging.render import grey_png
 from vae_demo.errors import USER_ERRORS
 from vae_demo.serving.service import DemoService
 
+from .gradio_departures import sketch_picture
+
 log = logging.getLogger("vae_demo.app")
 # One concurrency group for everything that runs a model: at most 2 at once (2 cores), the rest queue.
-M = dict(concurrency_id="model")
-PRIVATE = dict(api_visibility="private")
+MODEL_QUEUE = dict(concurrency_id="model")
+NOT_IN_API = dict(api_visibility="private")
 # On a Hugging Face ZeroGPU Space a GPU exists only inside functions decorated with spaces.GPU; elsewhere a no-op.
 GPU = gpu_decorator()
 SKETCH_SIDE = 280  # the drawing canvas, in CSS pixels: ten times MNIST's 28
@@ -57,85 +52,6 @@ def user_errors(fn):
             raise gr.Error("Something went wrong on the server while doing this; the error was logged.") from None
 
     return wrapper
-
-
-def postprocessed(fn: Callable, outputs: list) -> Callable:
-    """A handler for an event registered with `postprocess=False`: each output component's own `postprocess` runs
-    here, in the handler's worker thread, instead of in Gradio's `postprocess_data`, which runs it and two cache
-    moves per output each in a worker thread of its own: 12 thread hops for /reconstruct's three outputs, 3.3 ms in
-    process against 0.4 ms (docs/PERFORMANCE.md); the answer is the same (tested). For handlers that return plain
-    values: a gr.skip() passes through, and a gr.State output is kept as it is (Gradio stores it before any of this)."""
-
-    def one(component, value):
-        if getattr(component, "stateful", False):  # whatever it holds, even a dict with a "value" key
-            return value
-        if isinstance(value, dict) and value.get("__type__") == "update":
-            if "value" in value:
-                raise TypeError(f"{fn.__name__}: an update with a value needs Gradio's own postprocessing")
-            return value
-        if isinstance(component, gr.JSON) and plain_numbers(value):
-            return value  # what JsonData's round trip would give back, without pydantic over every number
-        value = component.postprocess(value)
-        return value.model_dump() if hasattr(value, "model_dump") else value  # GradioModel, GradioRootModel
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        values = fn(*args, **kwargs)
-        if len(outputs) == 1:
-            return one(outputs[0], values)
-        return [one(c, v) for c, v in zip(outputs, values)]
-
-    return run
-
-
-def plain_numbers(value) -> bool:
-    """A list of finite floats or ints, or a list of such lists (the latents /sample and /interpolate return): what
-    gr.JSON's postprocess (an orjson round trip, then a pydantic root model) gives back unchanged. For /sample's 64
-    latents of 32 that model and its dump cost 1.7 ms of the answer; this check, 0.1 ms (docs/PERFORMANCE.md)."""
-    if type(value) is not list:
-        return False
-    rows = value if value and type(value[0]) is list else [value]
-    for row in rows:
-        if type(row) is not list:
-            return False
-        for v in row:
-            if type(v) is float:
-                if not math.isfinite(v):
-                    return False
-            elif type(v) is not int:
-                return False
-    return True
-
-
-def answered(event, fn: Callable, inputs, outputs: list, **kw):
-    """Register `fn` on `event` (a listener such as `button.click` or a `.then`, or a list of triggers for `gr.on`)
-    with its outputs postprocessed in its own thread: `postprocessed(fn, outputs)` and `postprocess=False` together,
-    the outputs named once. -> the event's dependency, for `.then` / `.success`."""
-    if isinstance(event, (list, tuple)):
-        return gr.on(list(event), postprocessed(fn, outputs), inputs, outputs, postprocess=False, **kw)
-    return event(postprocessed(fn, outputs), inputs, outputs, postprocess=False, **kw)
-
-
-def png_file(img: Image.Image) -> str:
-    """An event's output image -> the path of its PNG in Gradio's cache, where Gradio's own save would put it (a
-    folder named by the hash of the bytes), made faster than Gradio would: grey pictures through pictures.grey_png
-    (2.4 ms against Pillow's 5.4 ms at level 1 for a sheet of 64 samples), colour ones at zlib level 1, not PIL's 6
-    (4.5 against 8.4 ms for that sheet in Pillow). Gradio then finds its copy already there. For an event's answer
-    only: a path kept for later (a memoised refresh) could outlive Gradio's cache."""
-    if img.mode == "L":
-        data = grey_png(img)  # the digits' pictures: a quarter smaller and twice as fast to make (vae_demo/imaging/render.py)
-    else:
-        buf = io.BytesIO()
-        img.save(buf, "png", compress_level=1)
-        data = buf.getvalue()
-    folder = Path(get_upload_folder()) / processing_utils.hash_bytes(data)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "image.png"
-    if not path.exists():
-        staging = folder / f".image-{threading.get_ident()}.png"
-        staging.write_bytes(data)
-        os.replace(staging, path)  # a concurrent call for the same sheet never sees half a file
-    return str(path)
 
 
 def caps(service: DemoService, model) -> frozenset:
@@ -189,15 +105,9 @@ class Sketchpad(gr.Sketchpad):
         return super().preprocess(value)
 
     def convert_and_format_image(self, file, flatten_on_white: bool = False):
-        """Gradio's, except that a picture already in the pad's mode (the page's PNGs are RGBA) is decoded when it is
-        first used, not here. The page sends three for every stroke (background, layer, composite), and a stroke's
-        answer reads one: `has_strokes` looks at the composite, which is also what is reconstructed. 0.8 ms for each
-        280-px picture not decoded, in process (docs/PERFORMANCE.md). The bytes are read now, so no file stays open."""
-        if file is None or self.type != "pil" or self.image_mode != "RGBA":
-            return super().convert_and_format_image(file, flatten_on_white)
-        data = Path(file.path).read_bytes() if isinstance(file, FileData) else bytes(file)
-        im = Image.open(io.BytesIO(data))  # reads the header (and checks the pixel count) only
-        return im if im.mode == "RGBA" else im.convert("RGBA")
+        """Gradio's, or a picture decoded when first used (a departure: ui/gradio_departures.sketch_picture)."""
+        picture = sketch_picture(self, file)
+        return picture if picture is not None else super().convert_and_format_image(file, flatten_on_white)
 
 
 def sketchpad(label: str, **kw) -> gr.Sketchpad:
@@ -207,7 +117,7 @@ def sketchpad(label: str, **kw) -> gr.Sketchpad:
                        brush=gr.Brush(colors=["#000000"], default_color="#000000", default_size=11, color_mode="fixed"),
                        eraser=gr.Eraser(default_size=14), buttons=[], **kw)
     # after the bin, the page comes back white with the pen in hand (else Gradio leaves no tool selected)
-    pad.clear(blank_canvas, None, pad, **PRIVATE, queue=False)
+    pad.clear(blank_canvas, None, pad, **NOT_IN_API, queue=False)
     return pad
 
 

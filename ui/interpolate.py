@@ -5,7 +5,8 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, answered, drawable, has_strokes, memo, pair_rows, png_file, sketchpad, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, drawable, has_strokes, memo, pair_rows, sketchpad, user_errors
+from .gradio_departures import answered, png_file
 DEFAULT_STEPS, DEFAULT_METHOD = 10, "lerp"
 
 
@@ -14,7 +15,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def interpolate(image_a, image_b, model: str = first, steps: int = 8, method: str = "lerp"):
-        sheet, gif, z = service.interpolate_sheet(image_a, image_b, model, steps, method)  # frames as one image, GIF, z
+        sheet, gif, z = service.interpolate(image_a, image_b, model, steps, method)  # frames as one image, GIF, z
         return png_file(sheet), gif, z
 
     def when_both(a, b, model, steps, method):  # one side given so far: wait for the other
@@ -48,15 +49,15 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             latents = gr.JSON(label="z")
 
     inputs, outputs = [a, b, model, steps, method], [frames, anim, latents]
-    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
-    answered(button.click, interpolate, inputs, outputs, api_name="interpolate", preprocess=False, **M)
-    answered(examples.click(lambda row: (row[0], row[1]), examples, [a, b], **PRIVATE).then, interpolate, inputs, outputs,
-             preprocess=False, **PRIVATE, **M)
+    # answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)
+    answered(button.click, interpolate, inputs, outputs, api_name="interpolate", preprocess=False, **MODEL_QUEUE)
+    answered(examples.click(lambda row: (row[0], row[1]), examples, [a, b], **NOT_IN_API).then, interpolate, inputs, outputs,
+             preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
     answered([a.input, b.input, steps.release, method.input], when_both, inputs, outputs, preprocess=False,
-             trigger_mode="always_last", **PRIVATE, **M)
+             trigger_mode="always_last", **NOT_IN_API, **MODEL_QUEUE)
     for button_, side in ((to_a, a), (to_b, b)):
-        answered(button_.click(drawing, [sketch], [side], **PRIVATE).success, when_both, inputs, outputs, preprocess=False,
-                 **PRIVATE, **M)
+        answered(button_.click(drawing, [sketch], [side], **NOT_IN_API).success, when_both, inputs, outputs, preprocess=False,
+                 **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(m):
@@ -65,6 +66,6 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         if not pairs:
             return [rows, None, None, None, None, None, draw]
         # the page's first pair: the PIL sheet (a path could outlive Gradio's cache) and a GIF kept for good
-        return [rows, *pairs[0], *service.interpolate_sheet(*pairs[0], m, DEFAULT_STEPS, DEFAULT_METHOD, keep=True), draw]
+        return [rows, *pairs[0], *service.interpolate(*pairs[0], m, DEFAULT_STEPS, DEFAULT_METHOD, keep=True), draw]
 
     return Tab(outputs=[examples, a, b, frames, anim, latents, draw_box], refresh=refresh)

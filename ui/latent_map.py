@@ -5,7 +5,7 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, caps, example_rows, memo, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, caps, example_rows, memo, user_errors
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -57,11 +57,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         point = gr.State(None)
 
     outs = [img, out, u, v, point]
-    examples.click(lambda row: row[0], examples, image, **PRIVATE).then(mark, [model, image], outs, preprocess=False, **PRIVATE, **M)
-    img.select(click, [model], outs, **PRIVATE, **M)
-    gr.on([u.input, v.input], moved, [model, u, v], outs, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
-    mark_btn.click(mark, [model, image], outs, preprocess=False, **PRIVATE, **M)
-    image.input(mark_upload, [model, image], outs, preprocess=False, **PRIVATE, **M)
+    examples.click(lambda row: row[0], examples, image, **NOT_IN_API).then(mark, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    img.select(click, [model], outs, **NOT_IN_API, **MODEL_QUEUE)
+    gr.on([u.input, v.input], moved, [model, u, v], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
+    mark_btn.click(mark, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    image.input(mark_upload, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(m):

@@ -1,16 +1,20 @@
 """The Reconstruct tab: draw or upload an image, see it as the model sees it, its reconstruction and why."""
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, answered, drawable, example_rows, has_strokes, memo, png_file, sketchpad, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, drawable, example_rows, has_strokes, memo, sketchpad, user_errors
+from .gradio_departures import answered, png_file
 
-def build(service: DemoService, model: gr.Dropdown) -> Tab:
-    first = service.model_names()[0]
 
-    # --- handlers named and typed as the HTTP API documents them (gradio_client keyword arguments) ---
+def handlers(service: DemoService, first: str) -> SimpleNamespace:
+    """The tab's handlers, named and typed as the HTTP API documents them (gradio_client keyword arguments; `model`
+    defaults to the first loaded model, which is why they are made here and not at module level)."""
+
     @user_errors
     def reconstruct(image, model: str = first, frame: bool = True):
         image, metrics, summary = service.reconstruct(image, model, frame)
@@ -21,11 +25,13 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         seen, err, posterior, chart, pca = service.explain(image, model, frame=frame)
         return seen, err, posterior, chart, gr.update(value=pca, visible=pca is not None)
 
+    n_out = {reconstruct: 3, explain: 5}
+
     def from_sketch(fn, source=None):
         """While drawing: a blank page (the page opening, the bin) changes nothing. With `source`, also records it."""
         def run(sketch, model: str = first, frame: bool = True):
             if not has_strokes(sketch):
-                return [gr.skip()] * (N_OUT[fn] + (source is not None))
+                return [gr.skip()] * (n_out[fn] + (source is not None))
             return [*fn(sketch, model, frame), *([source] if source else [])]
         return run
 
@@ -34,7 +40,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         after the function's, `sketch` or `image`.)"""
         def run(image, model: str = first, frame: bool = True):
             if image is None:
-                return [gr.skip()] * (N_OUT[fn] + (source is not None))
+                return [gr.skip()] * (n_out[fn] + (source is not None))
             return [*fn(image, model, frame), *([source] if source else [])]
         return run
 
@@ -44,8 +50,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
             return from_sketch(fn)(sketch, model, frame) if source == "sketch" else from_upload(fn)(image, model, frame)
         return run
 
-    N_OUT = {reconstruct: 3, explain: 5}
+    return SimpleNamespace(reconstruct=reconstruct, explain=explain, from_sketch=from_sketch, from_upload=from_upload,
+                           rerun=rerun)
 
+
+def layout(service: DemoService, first: str) -> SimpleNamespace:
+    """The tab's components, in the page's order."""
     with gr.Tab("Reconstruct", id="reconstruct"):
         gr.Markdown(texts.RECONSTRUCT)
         with gr.Row():
@@ -76,27 +86,39 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         source = gr.State("upload")  # what the person gave last: "upload" (or an example) or "sketch"
         # The switch's value as a State: the API's /reconstruct keeps its two parameters (image, model), framing on.
         framed = gr.State(True)
+    return SimpleNamespace(sketch=sketch, image=image, frame=frame, button=button, examples=examples, source=source,
+                           framed=framed, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
 
-    answer, pictures = [out, metrics, summary], [seen, err, post, chart, pca]
-    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
-    answered(button.click, reconstruct, [image, model, framed], answer, api_name="reconstruct", preprocess=False, **M).success(
-        explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
+
+def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
+    """Every event of the tab. answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)."""
+    answer, pictures, q = c.answer, c.pictures, MODEL_QUEUE
+    answered(c.button.click, h.reconstruct, [c.image, model, c.framed], answer, api_name="reconstruct", preprocess=False, **q).success(
+        h.explain, [c.image, model, c.framed], pictures, preprocess=False, **NOT_IN_API, **q)
     # An upload, a paste, a webcam shot or an example runs at once (input: a person's act, not a value set by code).
-    answered(image.input, from_upload(reconstruct, "upload"), [image, model, framed], [*answer, source], preprocess=False,
-             **PRIVATE, **M).success(
-        from_upload(explain), [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
-    answered(examples.click(lambda row: (row[0], "upload"), examples, [image, source], **PRIVATE).then,
-             reconstruct, [image, model, framed], answer, preprocess=False, **PRIVATE, **M).success(
-        explain, [image, model, framed], pictures, preprocess=False, **PRIVATE, **M)
+    answered(c.image.input, h.from_upload(h.reconstruct, "upload"), [c.image, model, c.framed], [*answer, c.source],
+             preprocess=False, **NOT_IN_API, **q).success(
+        h.from_upload(h.explain), [c.image, model, c.framed], pictures, preprocess=False, **NOT_IN_API, **q)
+    answered(c.examples.click(lambda row: (row[0], "upload"), c.examples, [c.image, c.source], **NOT_IN_API).then,
+             h.reconstruct, [c.image, model, c.framed], answer, preprocess=False, **NOT_IN_API, **q).success(
+        h.explain, [c.image, model, c.framed], pictures, preprocess=False, **NOT_IN_API, **q)
     # Each stroke: latest wins, so a fast drawer never queues up work. Also the API's way to send what a sketchpad
     # holds ({"background", "layers", "composite"}): /reconstruct's image parameter takes a file only.
-    answered(sketch.input, from_sketch(reconstruct, "sketch"), [sketch, model, framed], [*answer, source],
-             api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", **M).success(
-        from_sketch(explain), [sketch, model, framed], pictures, trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
-    # preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves
-    frame.change(lambda on: on, frame, framed, **PRIVATE)
-    answered(frame.input, rerun(reconstruct), [source, image, sketch, model, frame], answer, **PRIVATE, **M).success(
-        rerun(explain), [source, image, sketch, model, frame], pictures, **PRIVATE, **M)
+    # Preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves.
+    answered(c.sketch.input, h.from_sketch(h.reconstruct, "sketch"), [c.sketch, model, c.framed], [*answer, c.source],
+             api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", **q).success(
+        h.from_sketch(h.explain), [c.sketch, model, c.framed], pictures, trigger_mode="always_last", show_progress="hidden",
+        **NOT_IN_API, **q)
+    c.frame.change(lambda on: on, c.frame, c.framed, **NOT_IN_API)
+    inputs = [c.source, c.image, c.sketch, model, c.frame]
+    answered(c.frame.input, h.rerun(h.reconstruct), inputs, answer, **NOT_IN_API, **q).success(
+        h.rerun(h.explain), inputs, pictures, **NOT_IN_API, **q)
+
+
+def build(service: DemoService, model: gr.Dropdown) -> Tab:
+    first = service.model_names()[0]
+    h, c = handlers(service, first), layout(service, first)
+    wire(c, h, model)
 
     @memo
     def refresh(m):
@@ -108,6 +130,6 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         switch = gr.update(value=True, visible=service.registry.get(m).config.framing != "none" if drawable(service, m) else False)
         if not ex:
             return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), can_draw, switch, True, "upload"]
-        return [rows, ex[0], *service.reconstruct(ex[0], m), *explain(ex[0], m), can_draw, switch, True, "upload"]
+        return [rows, ex[0], *service.reconstruct(ex[0], m), *h.explain(ex[0], m), can_draw, switch, True, "upload"]
 
-    return Tab(outputs=[examples, image, *answer, *pictures, sketch, frame, framed, source], refresh=refresh)
+    return Tab(outputs=[c.examples, c.image, *c.answer, *c.pictures, c.sketch, c.frame, c.framed, c.source], refresh=refresh)

@@ -5,7 +5,8 @@ import gradio as gr
 from vae_demo.serving import texts
 from vae_demo.serving.service import DemoService
 
-from .common import M, PRIVATE, Tab, answered, caps, memo, png_file, user_errors
+from .common import MODEL_QUEUE, NOT_IN_API, Tab, caps, memo, user_errors
+from .gradio_departures import answered, png_file
 DEFAULT_N, DEFAULT_SEED, DEFAULT_T = 32, 0, 1.0
 
 
@@ -14,7 +15,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
 
     @user_errors
     def sample(model: str = first, n: int = 16, seed: int = 0, temperature: float = 1.0):
-        sheet, z = service.sample_sheet(model, n, seed, temperature)  # one image of n samples (one file, not n), their z
+        sheet, z = service.sample(model, n, seed, temperature)  # one image of n samples (one file, not n), their z
         return png_file(sheet), z
 
     with gr.Tab("Sample", id="sample", visible="sample" in caps(service, first)) as tab:
@@ -30,15 +31,15 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                                 elem_classes="pixelated", buttons=["download", "fullscreen"], elem_id="samples")
                 with gr.Accordion("z of each sample, row by row (JSON: /decode one to get it back)", open=False):
                     latents = gr.JSON(label="z")
-    # answered(...): the outputs' postprocessing in the handler's thread (ui/common.py)
-    answered(button.click, sample, [model, n, seed, temp], [grid, latents], api_name="sample", preprocess=False, **M)
+    # answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)
+    answered(button.click, sample, [model, n, seed, temp], [grid, latents], api_name="sample", preprocess=False, **MODEL_QUEUE)
     # a new count, seed or temperature draws at once (a slider on release, the seed on Enter or leaving the box)
     answered([n.release, temp.release, seed.submit, seed.blur], sample, [model, n, seed, temp], [grid, latents],
-             trigger_mode="always_last", show_progress="hidden", **PRIVATE, **M)
+             trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(m):
         c = caps(service, m)
-        return [gr.update(visible="sample" in c), *(service.sample_sheet(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else (None, None))]
+        return [gr.update(visible="sample" in c), *(service.sample(m, DEFAULT_N, DEFAULT_SEED, DEFAULT_T) if "sample" in c else (None, None))]
 
     return Tab(outputs=[tab, grid, latents], refresh=refresh)

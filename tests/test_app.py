@@ -170,6 +170,31 @@ def test_reconstruct_takes_what_the_sketchpad_sends_and_refuses_a_malformed_dict
     assert client.predict(n=1, seed=0, temperature=1.0, api_name="/sample")
 
 
+def test_reconstruct_sketch_answers_what_reconstruct_would_with_the_same_sentences(client, tmp_path):
+    """A non-dict, a part that is not an image, a picture over the pixel limit, a blank canvas: each a sentence, the
+    one /reconstruct gives for the same file, and the server keeps serving."""
+    from gradio_client.exceptions import AppError
+
+    text, huge, white = tmp_path / "t.txt", tmp_path / "huge.png", tmp_path / "white.png"
+    text.write_text("not an image")
+    Image.new("L", (7000, 7000), 255).save(huge)  # 49 megapixels in a few kilobytes
+    Image.new("RGB", (280, 280), "white").save(white)
+    for sketch, sentence in [
+        ("a string", "A sketch must be a dict"),
+        ([1, 2], "A sketch must be a dict"),
+        ({"background": None, "layers": [handle_file(str(text))], "composite": None}, "not an image this app can read"),
+        ({"background": None, "layers": [], "composite": handle_file(str(huge))}, "more than the 40 megapixel limit"),
+        ({"background": handle_file(str(white)), "layers": [], "composite": None}, "No drawing was found"),
+    ]:
+        with pytest.raises(AppError, match=sentence):
+            client.predict(sketch=sketch, api_name="/reconstruct_sketch")
+    for path, sentence in [(text, "not an image this app can read"), (huge, "more than the 40 megapixel limit"),
+                           (white, "No drawing was found")]:
+        with pytest.raises(AppError, match=sentence):  # /reconstruct's own sentence for the same file
+            client.predict(image=handle_file(str(path)), api_name="/reconstruct")
+    assert client.predict(n=1, seed=0, temperature=1.0, api_name="/sample")
+
+
 def test_a_remembered_refresh_gives_every_visitor_its_own_update_dicts():
     import gradio as gr
 

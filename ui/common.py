@@ -8,11 +8,12 @@ from typing import Any, Callable, Optional
 
 import gradio as gr
 from gradio.components.image_editor import EditorData
-from gradio.data_classes import GradioModel
+from gradio.data_classes import FileData, GradioModel, GradioRootModel
 from PIL import Image
 
 from vae_demo.device import gpu_decorator, request_threads
 from vae_demo.errors import USER_ERRORS
+from vae_demo.imaging.uploads import ImageError, check_image
 from vae_demo.serving.service import DemoService
 
 from .gradio_departures import sketch_picture
@@ -82,26 +83,47 @@ MALFORMED_SKETCH = ("A sketch must be a dict with 'composite' (an image file) or
                     "image files), as Gradio's Sketchpad sends it.")
 
 
-class _AnySketch(GradioModel):
-    """What an API client may send as a sketch: anything at first; Sketchpad.preprocess checks it with a sentence."""
+class _SketchFields(GradioModel):
+    """What an API client may send as a sketch, as the API page describes it: Gradio's EditorData, any values."""
     background: Any = None
     layers: Any = []
     composite: Any = None
     id: Optional[str] = None
 
 
+class _AnySketch(GradioRootModel):
+    """Anything at all, so that Sketchpad.preprocess, not pydantic, answers a malformed sketch with a sentence."""
+    root: Any = None
+
+
 class Sketchpad(gr.Sketchpad):
-    """Gradio's Sketchpad whose malformed API input gets a sentence (gr.Error), not a pydantic trace."""
+    """Gradio's Sketchpad whose malformed API input gets the sentences /reconstruct gives (gr.Error): not a dict, a
+    part that is not an image, a picture over the pixel limit. Each picture's header is checked before Gradio decodes
+    it (vae_demo.imaging.uploads.check_image)."""
     data_model = _AnySketch
 
     def get_block_name(self) -> str:  # the same page component as Gradio's own sketchpad
         return "imageeditor"
 
+    def api_info(self) -> dict:
+        return _SketchFields.model_json_schema()
+
     def preprocess(self, payload):
+        raw = None if payload is None else payload.root
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise gr.Error(MALFORMED_SKETCH)
         try:
-            value = None if payload is None else EditorData.model_validate(payload.model_dump(), context={"validate_meta": True})
+            value = EditorData.model_validate(raw, context={"validate_meta": True})
         except ValueError:  # pydantic's ValidationError is one
             raise gr.Error(MALFORMED_SKETCH) from None
+        for part in [value.background, *(value.layers or []), value.composite]:
+            if part is not None:
+                try:
+                    check_image(part.path if isinstance(part, FileData) else part)
+                except ImageError as e:
+                    raise gr.Error(str(e)) from None
         return super().preprocess(value)
 
     def convert_and_format_image(self, file, flatten_on_white: bool = False):
@@ -140,6 +162,13 @@ def has_strokes(value) -> bool:
     (no layer drawn on, no composite); an API client may send a composite alone."""
     if not isinstance(value, dict):
         return False
+    try:
+        return _has_strokes(value)
+    except Exception:  # a picture that will not decode: the handler's own reading of it says why, in a sentence
+        return True
+
+
+def _has_strokes(value: dict) -> bool:
     layers = [im for im in value.get("layers") or [] if isinstance(im, Image.Image)]
     composite = value.get("composite")
     if layers and isinstance(composite, Image.Image):

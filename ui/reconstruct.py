@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from vae_demo.imaging.framing import NO_DRAWING
 from vae_demo.serving import texts
+from vae_demo.serving.inference import InputError
 from vae_demo.serving.service import DemoService
 
 from .common import MODEL_QUEUE, NOT_IN_API, Tab, drawable, example_rows, has_strokes, memo, sketchpad, user_errors
@@ -44,6 +46,14 @@ def handlers(service: DemoService, first: str) -> SimpleNamespace:
             return [*fn(image, model, frame), *([source] if source else [])]
         return run
 
+    @user_errors
+    def reconstruct_sketch(sketch, model: str = first, frame: bool = True):
+        """/reconstruct_sketch: what a sketchpad holds -> /reconstruct's three outputs. Through the API a blank pad is a
+        question with no answer, so it gets a sentence; in the page it is the pad opening or the bin (from_sketch)."""
+        if not has_strokes(sketch):
+            raise InputError(NO_DRAWING)
+        return reconstruct(sketch, model, frame)
+
     def rerun(fn):
         """The switch changed: run again on what the person gave last."""
         def run(source, image, sketch, model, frame):
@@ -51,7 +61,7 @@ def handlers(service: DemoService, first: str) -> SimpleNamespace:
         return run
 
     return SimpleNamespace(reconstruct=reconstruct, explain=explain, from_sketch=from_sketch, from_upload=from_upload,
-                           rerun=rerun)
+                           reconstruct_sketch=reconstruct_sketch, rerun=rerun)
 
 
 def layout(service: DemoService, first: str) -> SimpleNamespace:
@@ -86,8 +96,9 @@ def layout(service: DemoService, first: str) -> SimpleNamespace:
         source = gr.State("upload")  # what the person gave last: "upload" (or an example) or "sketch"
         # The switch's value as a State: the API's /reconstruct keeps its two parameters (image, model), framing on.
         framed = gr.State(True)
+        api_only = gr.Button(visible=False)  # /reconstruct_sketch's trigger: the page never presses it
     return SimpleNamespace(sketch=sketch, image=image, frame=frame, button=button, examples=examples, source=source,
-                           framed=framed, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
+                           framed=framed, api_only=api_only, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
 
 
 def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
@@ -102,13 +113,15 @@ def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
     answered(c.examples.click(lambda row: (row[0], "upload"), c.examples, [c.image, c.source], **NOT_IN_API).then,
              h.reconstruct, [c.image, model, c.framed], answer, preprocess=False, **NOT_IN_API, **q).success(
         h.explain, [c.image, model, c.framed], pictures, preprocess=False, **NOT_IN_API, **q)
-    # Each stroke: latest wins, so a fast drawer never queues up work. Also the API's way to send what a sketchpad
-    # holds ({"background", "layers", "composite"}): /reconstruct's image parameter takes a file only.
+    # Each stroke: latest wins, so a fast drawer never queues up work.
     # Preprocessed: a sketch may arrive as a reference to blobs the page sent before, which only Gradio resolves.
     answered(c.sketch.input, h.from_sketch(h.reconstruct, "sketch"), [c.sketch, model, c.framed], [*answer, c.source],
-             api_name="reconstruct_sketch", trigger_mode="always_last", show_progress="hidden", **q).success(
+             trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **q).success(
         h.from_sketch(h.explain), [c.sketch, model, c.framed], pictures, trigger_mode="always_last", show_progress="hidden",
         **NOT_IN_API, **q)
+    # The API's way to send what a sketchpad holds ({"background", "layers", "composite"}): /reconstruct's image
+    # parameter takes a file only.
+    answered(c.api_only.click, h.reconstruct_sketch, [c.sketch, model, c.framed], answer, api_name="reconstruct_sketch", **q)
     c.frame.change(lambda on: on, c.frame, c.framed, **NOT_IN_API)
     inputs = [c.source, c.image, c.sketch, model, c.frame]
     answered(c.frame.input, h.rerun(h.reconstruct), inputs, answer, **NOT_IN_API, **q).success(

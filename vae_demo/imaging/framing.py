@@ -24,6 +24,8 @@ FRAMINGS = ("none", "mnist", "fashion")
 WORK_SIDE = 192  # the image is analysed at this long side: enough for strokes, cheap to filter
 MNIST_BOX = 20  # the digit's bounding box is fitted into 20 x 20 of the 28 x 28 frame
 MIN_CONTRAST = 0.12  # ink must absorb at least this share of the paper's light, else the image is blank
+NO_DRAWING = ("No drawing was found: the image is blank (or nearly one flat colour). Draw or upload a dark digit on a "
+              "light background, or a light one on a dark background.")
 
 
 class SceneError(ImageError):
@@ -179,8 +181,7 @@ def _ink_mask(ink: np.ndarray) -> tuple:
     level, separation = _otsu(ink)
     level = max(level, MIN_CONTRAST / 2)
     if float(np.quantile(ink, 0.999)) < MIN_CONTRAST or separation < MIN_CONTRAST:
-        raise ImageError("No drawing was found: the image is blank (or nearly one flat colour). Draw or upload a "
-                         "dark digit on a light background, or a light one on a dark background.")
+        raise ImageError(NO_DRAWING)
     mask = torch.from_numpy(ink > level)[None, None].float()
     # specks of noise go: a pixel stays with at least 2 of its 8 neighbours inked (any line, even 1 px wide, keeps them)
     neighbours = F.avg_pool2d(mask, 3, 1, 1, count_include_pad=True) * 9 - mask

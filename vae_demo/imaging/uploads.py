@@ -39,6 +39,29 @@ def open_image(src: ImageInput, max_side: Optional[int] = None) -> Image.Image:
     With `max_side`, a large image is shrunk by a whole factor (averaging pixel blocks; JPEG decodes at 1/2..1/8
     scale directly) while its long side stays >= max_side, so a 40-megapixel upload costs megabytes, not gigabytes.
     """
+    img = check_image(src)
+    try:
+        if img.tell() != 0:  # animated GIF/WebP/PNG, multi-page TIFF: the first frame (files open on it)
+            img.seek(0)
+        orientation = img.getexif().get(_ORIENTATION)
+        if max_side and img.format == "JPEG":
+            img.draft(None, (max_side, max_side))
+        img.load()
+        if max_side:
+            img = _shrink(img, max_side)
+        if orientation in _TRANSPOSE:
+            img = img.transpose(_TRANSPOSE[orientation])
+    except MemoryError:
+        raise ImageError("The image is too large to decode on this server.") from None
+    except Exception:  # truncated data, broken chunks, bad EXIF: whatever a hostile file makes PIL raise
+        raise ImageError("The image file is truncated or corrupt and could not be decoded.") from None
+    return img
+
+
+def check_image(src: ImageInput) -> Image.Image:
+    """The checks made before any pixel is decoded: a path, bytes, PIL image or array -> a PIL image opened on its
+    header only (not loaded); ImageError with a sentence for an empty or oversized file, a file that is not an image,
+    or too many pixels."""
     if src is None:
         raise ImageError("No image was given. Upload an image or pick an example.")
     if isinstance(src, np.ndarray):
@@ -62,21 +85,6 @@ def open_image(src: ImageInput, max_side: Optional[int] = None) -> Image.Image:
         raise ImageError(f"The image is {w}x{h}, more than the {MAX_PIXELS // 1_000_000} megapixel limit.")
     if w < 1 or h < 1:
         raise ImageError("The image has no pixels.")
-    try:
-        if img.tell() != 0:  # animated GIF/WebP/PNG, multi-page TIFF: the first frame (files open on it)
-            img.seek(0)
-        orientation = img.getexif().get(_ORIENTATION)
-        if max_side and img.format == "JPEG":
-            img.draft(None, (max_side, max_side))
-        img.load()
-        if max_side:
-            img = _shrink(img, max_side)
-        if orientation in _TRANSPOSE:
-            img = img.transpose(_TRANSPOSE[orientation])
-    except MemoryError:
-        raise ImageError("The image is too large to decode on this server.") from None
-    except Exception:  # truncated data, broken chunks, bad EXIF: whatever a hostile file makes PIL raise
-        raise ImageError("The image file is truncated or corrupt and could not be decoded.") from None
     return img
 
 

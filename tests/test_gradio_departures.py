@@ -40,6 +40,12 @@ def test_the_switch_turns_every_departure_off(stock):
     assert [fn.postprocess for fn in demo.fns.values()] == [True]  # Gradio's own output processing
 
 
+def test_the_switch_can_name_departures_to_turn_off_one_by_one(monkeypatch):
+    monkeypatch.setenv(departures.SWITCH, "pngs-into-cache,queue-wake-ups")
+    off = {name for name in departures.FINGERPRINTS if not departures.active(name)}
+    assert off == {"PNGs into cache", "queue wake-ups"}
+
+
 def test_a_changed_gradio_source_turns_that_departure_off_alone(monkeypatch):
     monkeypatch.setitem(departures.FINGERPRINTS, "PNGs into cache", "0" * 16)
     departures._matches.cache_clear()

@@ -1,4 +1,5 @@
-"""Every place where this app departs from stock Gradio, in one module. `VAE_DEMO_STOCK_GRADIO=1` turns them all off.
+"""Every place where this app departs from stock Gradio, in one module. `VAE_DEMO_STOCK_GRADIO=1` turns them all off;
+`VAE_DEMO_STOCK_GRADIO=queue-wake-ups,output-walk` (names with dashes) turns off those alone, to measure one.
 
 Each departure serves a measured target of `benchmarks/bench.py`. docs/PERFORMANCE.md ("Departures from stock
 Gradio") lists what each buys and how it was measured. Each one is guarded by a fingerprint: the sha256 of the exact
@@ -80,9 +81,13 @@ def _sources() -> dict:
     }
 
 
-def stock() -> bool:
-    """Whether VAE_DEMO_STOCK_GRADIO asks for stock Gradio (every departure off)."""
-    return os.environ.get(SWITCH, "").strip().lower() in ("1", "true", "yes", "on")
+def stock(name: Optional[str] = None) -> bool:
+    """Whether VAE_DEMO_STOCK_GRADIO asks for stock Gradio: every departure off ("1"), or the one `name` among a list
+    of departures' names written with dashes ("queue-wake-ups,png-into-cache")."""
+    value = os.environ.get(SWITCH, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    return name is not None and name.lower().replace(" ", "-") in {v.strip() for v in value.split(",")}
 
 
 def fingerprint_of(name: str) -> Optional[str]:
@@ -104,7 +109,7 @@ def _matches(name: str) -> bool:
 
 def active(name: str) -> bool:
     """Whether the departure `name` is in use: the switch is off and Gradio's source is the one it was written for."""
-    return not stock() and _matches(name)
+    return not stock(name) and _matches(name)
 
 
 def apply(demo: gr.Blocks) -> dict:

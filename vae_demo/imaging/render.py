@@ -101,11 +101,12 @@ def heatmap(values: torch.Tensor, vmax: float = 1.0) -> Image.Image:
 
 def save_gif(frames: list, path: Union[str, Path], duration_ms: int = 120, boomerang: bool = True) -> Path:
     """PIL frames -> an animated GIF, written by Pillow, that loops forever (there and back again when `boomerang`).
-    Grey frames stay grey: Pillow gives an "L" frame the 256-level grey palette, so nothing is lost."""
+    Grey frames stay grey: Pillow gives an "L" frame the 256-level grey palette, so nothing is lost. optimize=False:
+    Pillow's default pass over each frame's palette finds nothing to drop in 256 greys and is most of the GIF's time."""
     frames = [f.convert("RGB") if f.mode not in ("L", "RGB") else f for f in frames]
     frames = list(frames) + (list(frames[-2:0:-1]) if boomerang and len(frames) > 2 else [])
     path = Path(path)
-    frames[0].save(path, "gif", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    frames[0].save(path, "gif", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, optimize=False)
     return path
 
 

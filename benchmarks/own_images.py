@@ -167,7 +167,7 @@ def report(results: dict, args, wall: float) -> str:
     out = ["# Own images: a digit drawn or photographed comes back as itself", "",
            f"`python benchmarks/own_images.py --per-kind {args.per_kind} --clean {args.clean}"
            + (" --direct" if args.direct else "") + f"` ({'in process' if args.direct else 'through `/reconstruct` of the app served on 127.0.0.1'}; "
-           f"{wall:.0f} s). Test images re-made by `vae_demo/as_uploaded.py` the way people make them; the bundled classifier "
+           f"{wall:.0f} s). Test images re-made by `benchmarks/as_uploaded.py` the way people make them; the bundled classifier "
            "(`checkpoints/classifiers/`) reads the reconstruction. *Framed*: the app's default (framing like the training "
            "data); *unframed*: `frame=False`, the image only padded to a square and shrunk; *input read*: the classifier "
            "on the framed input itself (how recognisable the re-made image still is). A refusal counts as a miss.", ""]
@@ -185,7 +185,7 @@ def report(results: dict, args, wall: float) -> str:
                    f"({100 * (own['framed'] - clean['framed']):+.1f} points); without framing {own['unframed']:.1%}. "
                    f"The classifier reads the framed input itself as the label {own['input_read']:.1%} of the time, so "
                    f"what is lost beyond that is the VAE's.")
-    out += ["- The issue's floors: MNIST own digits ≥ 90 %; Fashion-MNIST within 10 points of its clean rate.",
+    out += ["- Floors: MNIST own digits ≥ 90 %; Fashion-MNIST within 10 points of its clean rate.",
             "- Fashion-MNIST's clean rate is below the classifier's own test accuracy (92 %) because a VAE reconstruction "
             "blurs exactly the texture that tells a shirt from a pullover or a coat.", "",
             "![typical cases: the upload, as the model sees it, the reconstruction](own_images.png)", ""]

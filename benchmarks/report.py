@@ -1,7 +1,16 @@
-"""Numbers -> the tables of docs/PERFORMANCE.md and the plots (matplotlib Agg). No measuring here."""
+"""Numbers -> the generated block of docs/PERFORMANCE.md, docs/performance.json and the plots (matplotlib Agg).
+No measuring here: bench.py measures and calls write_doc and the plot functions.
 
+    python benchmarks/report.py [docs/performance.json] [--doc docs/PERFORMANCE.md] [--no-plots]
+
+rewrites the block (and the plots) from a run's JSON, e.g. after a change to this file.
+"""
+
+import argparse
+import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -114,32 +123,19 @@ def targets_table(res: dict) -> str:
         )
     cold = res.get("cold_start")
     if cold:
-        rows.append(
-            [
-                "cold start / floor's (medians)",
-                f"≤ {COLD_START_TARGET}×",
-                x(cold["ratio"]),
-                verdict(cold["ratio"], COLD_START_TARGET, None),
-            ]
-        )
+        rows.append(["cold start / floor's (medians)", f"≤ {COLD_START_TARGET}×", x(cold["ratio"]),
+                     verdict(cold["ratio"], COLD_START_TARGET, None)])
     mem = res.get("memory", {})
     if mem.get("app_peak_rss_gib") is not None:
         rss = mem["app_peak_rss_gib"]
-        rows.append(
-            [
-                f"peak RSS of the app, all bundled models, after this run's {mem.get('sessionless_calls', '?')} calls",
-                f"≤ {RSS_TARGET_GIB} GiB",
-                f"{rss:.2f} GiB",
-                verdict(rss, RSS_TARGET_GIB, None),
-            ]
-        )
+        rows.append([f"app's peak RSS, all bundled models, {mem.get('sessionless_calls', '?')} calls",
+                     f"≤ {RSS_TARGET_GIB} GiB", f"{rss:.2f} GiB", verdict(rss, RSS_TARGET_GIB, None)])
     if mem.get("projected_full_store_gib") is not None:
         proj = mem["projected_full_store_gib"]
         rows.append(
             [
-                f"RSS projected to {GRADIO_SESSION_CAPACITY:,} sessionless API calls at the growth rate of this run's "
-                f"last {mem['growth_calls']} calls ({mem['growth_kib_per_call']:.0f} KiB per call; each call leaves a Gradio "
-                "session behind unless the app caps them with launch(state_session_capacity=...))",
+                f"RSS projected to {GRADIO_SESSION_CAPACITY:,} sessionless calls "
+                f"({mem['growth_kib_per_call']:.0f} KiB a call over the last {mem['growth_calls']})",
                 f"≤ {RSS_TARGET_GIB} GiB",
                 f"{proj:.2f} GiB",
                 verdict(proj, RSS_TARGET_GIB, None),
@@ -151,108 +147,18 @@ def targets_table(res: dict) -> str:
 def latency_table(res: dict) -> str:
     lat = res["latency"]
     f = lat["floor"]
-    rows = [[f"floor: `/{f['api_name']}` (no-op image)", f["n"], ms(f["p50"]), ms(f["p95"]), "1.00×", "1.00×", f["failures"]]]
+    rows = [[f"floor: `/{f['api_name']}` (no-op image)", ms(f["p50"]), ms(f["p95"]), "1.00×", f["failures"]]]
     for e in lat["endpoints"].values():
         rows.append(
             [
                 f"`/{e['api_name']}` {e['label']}",
-                e["n"],
                 ms(e["p50"]),
                 ms(e["p95"]),
                 f"{x(e['ratio_p50'])} [{x(e['ratio_p50_ci'][0])}–{x(e['ratio_p50_ci'][1])}]",
-                x(e["ratio_p95"]),
                 e["failures"],
             ]
         )
-    return table(["endpoint", "calls", "p50 ms", "p95 ms", "p50 / floor p50 [95% interval]", "p95 / floor p95", "failed"], rows)
-
-
-def phases_table(res: dict) -> str:
-    ph = res["latency"].get("server_phases") or {}
-    if not ph:
-        return "_(server phases not collected: the run had GRADIO_PROFILING off)_"
-    rows = []
-    for name, p in ph.items():
-        e2e = p["client_p50"]
-        rows.append(
-            [
-                name,
-                ms(p["queue_wait"]),
-                ms(p["preprocess"]),
-                ms(p["fn_call"]),
-                ms(p["postprocess"]),
-                ms(p["total"]),
-                ms(e2e),
-                ms(e2e - p["total"]),
-            ]
-        )
-    return table(
-        [
-            "endpoint",
-            "queue wait",
-            "preprocess",
-            "fn call",
-            "postprocess",
-            "server total",
-            "client end-to-end",
-            "outside the handler (HTTP, upload, SSE, queue)",
-        ],
-        rows,
-    )
-
-
-def model_table(res: dict) -> str:
-    mo = res.get("model_only")
-    if not mo:
-        return "_(not measured)_"
-    phases = res["latency"].get("server_phases", {})
-    rows = []
-    for name, m in mo["items"].items():
-        e2e = res["latency"]["endpoints"].get(name, {}).get("p50", float("nan"))
-        ph = phases.get(name, {})
-        torch_s = m.get("torch_min", m["torch_p50"])
-        rows.append(
-            [
-                name,
-                m["torch_what"],
-                f"{ms(m['torch_p50'])} ({ms(torch_s)})",
-                f"{ms(m['service_p50'])} ({ms(m.get('service_min', float('nan')))})",
-                m["n_images"],
-                f"{ms(m['png_p50'])} ({ms(m.get('png_min', float('nan')))})",
-                ms(ph.get("fn_call", float("nan"))),
-                ms(ph.get("postprocess", float("nan"))),
-                ms(e2e),
-                "–" if math.isnan(e2e) else f"{100 * torch_s / e2e:.0f} %",
-            ]
-        )
-    return table(
-        [
-            "endpoint",
-            "torch forward",
-            "torch ms: p50 (best)",
-            "service call ms (torch + PIL + files): p50 (best)",
-            "PNGs out",
-            "Gradio's PNG save of them ms: p50 (best)",
-            "server: handler p50 ms",
-            "server: postprocess p50 ms",
-            "end-to-end p50 ms",
-            "torch (best) / end-to-end p50",
-        ],
-        rows,
-    )
-
-
-def client_table(res: dict) -> str:
-    gc = res.get("gradio_client")
-    if not gc:
-        return "_(not measured)_"
-    rows = []
-    for name, e in gc["endpoints"].items():
-        rows.append([name, e["n"], ms(e["p50"]), ms(e["p95"]), x(e["ratio_p50"]), ms(e["overhead_p50"]), e["failures"]])
-    return table(
-        ["endpoint", "calls", "p50 ms", "p95 ms", "p50 / gradio_client floor p50", "gradio_client − raw HTTP p50 ms", "failed"],
-        rows,
-    )
+    return table(["endpoint", "p50 ms", "p95 ms", "p50 / floor p50 [95% interval]", "failed"], rows)
 
 
 def concurrency_table(res: dict) -> str:
@@ -264,182 +170,105 @@ def concurrency_table(res: dict) -> str:
         rows.append(
             [
                 lvl,
-                f"{c['floor']['rps']:.1f}",
-                f"{c['app']['rps']:.1f}",
+                f"{c['floor']['rps']:.1f} / {c['app']['rps']:.1f}",
                 x(c["ratio_rps"]),
-                ms(c["floor"]["p95"]),
-                ms(c["app"]["p95"]),
-                x(c["app"]["p95"] / c["floor"]["p95"]) if c["floor"]["p95"] else "–",
+                f"{ms(c['floor']['p95'])} / {ms(c['app']['p95'])}",
                 ms(c["app"].get("server_queue_wait_p50", float("nan"))),
                 ms(c["app"].get("server_fn_call_p50", float("nan"))),
                 c["app"]["failures"] + c["floor"]["failures"],
             ]
         )
     return table(
-        [
-            "clients",
-            "floor req/s",
-            "app req/s",
-            "app / floor req/s",
-            "floor p95 ms",
-            "app p95 ms",
-            "p95 ratio",
-            "app queue wait p50 ms",
-            "app fn call p50 ms",
-            "failed",
-        ],
+        ["clients", "req/s floor / app", "app / floor", "p95 ms floor / app", "app queue wait p50 ms",
+         "app handler p50 ms", "failed"],
         rows,
     )
 
 
+def cold_memory_table(res: dict) -> str:
+    cold, mem = res.get("cold_start"), res.get("memory", {})
+    nan = float("nan")
+    rows = []
+    if cold:
+        rows.append(
+            [
+                "cold start s: runs; median (process start → first answer)",
+                ", ".join(f"{v:.1f}" for v in cold["floor"]) + f"; **{cold['floor_median']:.1f}**",
+                ", ".join(f"{v:.1f}" for v in cold["app"]) + f"; **{cold['app_median']:.1f}**",
+            ]
+        )
+    if mem:
+        rows.append(
+            [
+                "RSS MiB: after start / after warm-up / end / peak",
+                f"{mem.get('floor_rss_start_mib', nan):.0f} / – / – / {mem.get('floor_peak_rss_mib', nan):.0f}",
+                f"{mem.get('app_rss_start_mib', nan):.0f} / {mem.get('app_rss_warm_mib', nan):.0f} / "
+                f"{mem.get('app_rss_end_mib', nan):.0f} / {mem.get('app_peak_rss_mib', nan):.0f}",
+            ]
+        )
+    if not rows:
+        return "_(not measured)_"
+    return table(["", "floor (`/echo`)", "app (`/reconstruct`)"], rows)
+
+
 def generated_section(res: dict, plots: dict) -> str:
+    """The block between BEGIN and END: the run, the targets, latency, concurrency, cold start and memory. The
+    server phases, model-only times and gradio_client timings stay in the run's JSON (write_doc saves it)."""
     m = res["machine"]
+    lat, conc = res["latency"], res.get("concurrency")
     parts = [
         BEGIN,
-        f"_Run {m['date']} with `{m['command']}` ({'smoke' if res['smoke'] else 'full'} run), {m['duration_s']:.0f} s._",
+        f"_Run {m['date']}: `{m['command']}` ({'smoke' if res['smoke'] else 'full'} run, {m['duration_s']:.0f} s) on "
+        f"{m['cpu']}, {m['cores']} cores, {m['device']}, {m['torch_threads']} torch threads, load average "
+        f"{m['loadavg_start']} → {m['loadavg_end']}; python {m['python']}, torch {m['torch']}, gradio {m['gradio']}, "
+        f"gradio_client {m['gradio_client']}, httpx {m['httpx']}; app at {m['git']} with {', '.join(m['models'])}; "
+        f"floor concurrency limit {m['floor_concurrency_limit']}; "
+        f"GRADIO_PROFILING {'on' if m['gradio_profiling'] else 'off'}._",
         "",
-        "### Machine",
-        table(
-            ["", ""],
-            [
-                ["CPU", f"{m['cpu']} — {m['cores']} cores visible (`os.cpu_count()`)"],
-                ["load average (1 min) at start / end", f"{m['loadavg_start']} / {m['loadavg_end']}"],
-                ["torch threads (the servers' default; in-process runs use the same)", m["torch_threads"]],
-                ["device", m["device"]],
-                [
-                    "versions",
-                    f"python {m['python']}, torch {m['torch']}, gradio {m['gradio']}, "
-                    f"gradio_client {m['gradio_client']}, httpx {m['httpx']}",
-                ],
-                ["app measured", f"`{m['app_dir']}` at {m['git']}"],
-                ["models loaded", ", ".join(m["models"])],
-                [
-                    "floor",
-                    'gr.Image(type="filepath") → same path → gr.Image(format="png"), '
-                    f"queue(max_size=64, default_concurrency_limit={m['floor_concurrency_limit']})",
-                ],
-                ["server phase timings", "GRADIO_PROFILING=1 in both servers" if m["gradio_profiling"] else "off"],
-            ],
-        ),
-        "",
-        "### Targets (the issue's)",
+        "### Targets",
         targets_table(res),
         "",
-        "### Latency, one client, calls interleaved with the floor",
-        (
-            f"Each round calls the floor and every endpoint once, in a rotating order; {res['latency']['rounds']} rounds after "
-            f"{res['latency']['warmup_rounds']} warm-up rounds. A call = upload(s) + POST /gradio_api/call + SSE read to "
-            "`complete`, with no session_hash (a new Gradio session per call). The interval is a paired bootstrap over rounds."
-        ),
-        "",
+        f"### Latency: one client, {lat['rounds']} rounds after {lat['warmup_rounds']} warm-up rounds",
         latency_table(res),
         "",
         f"![latency]({plots.get('latency', 'performance_latency.png')})",
         "",
-        "### Server phases (GRADIO_PROFILING traces, p50 over the same calls)",
-        phases_table(res),
-        "",
-        "### Model-only time beside end-to-end",
-        (
-            f"Torch, service and PNG columns: a fresh process with the app's code, same device and torch threads "
-            f"({res['model_only']['torch_threads'] if res.get('model_only') else '?'}), every measurement in turn for "
-            f"{res['model_only']['rounds'] if res.get('model_only') else '?'} rounds, after the servers stopped. Server columns: "
-            "GRADIO_PROFILING during the latency rounds."
-            if res.get("model_only")
-            else ""
-        ),
-        "",
-        model_table(res),
-        "",
-        "### gradio_client (secondary; it also downloads every output file)",
-        client_table(res),
-        "",
-        "### Concurrency: closed-loop clients on `/reconstruct` vs the floor",
-        f"Each level runs floor, app, app, floor for {res['concurrency']['seconds_per_level'] / 2:g} s each (ABBA, "
-        "so drift cancels); throughput = successful calls / wall time."
-        if res.get("concurrency")
-        else "",
-        "",
-        concurrency_table(res),
-        "",
-        f"![concurrency]({plots.get('concurrency', 'performance_concurrency.png')})" if res.get("concurrency") else "",
-        "",
-        "### Cold start and memory",
     ]
-    cold = res.get("cold_start")
-    if cold:
-        parts.append(
-            table(
-                ["", "runs (s)", "median s"],
-                [
-                    [
-                        "floor: process start → first successful `/echo`",
-                        ", ".join(f"{v:.1f}" for v in cold["floor"]),
-                        f"{cold['floor_median']:.1f}",
-                    ],
-                    [
-                        "app: process start → first successful `/reconstruct`",
-                        ", ".join(f"{v:.1f}" for v in cold["app"]),
-                        f"{cold['app_median']:.1f}",
-                    ],
-                ],
-            )
-        )
-    mem = res.get("memory", {})
-    if mem:
-        nan = float("nan")
+    if conc:
         parts += [
+            f"### Concurrency: closed-loop clients on `/reconstruct`, {conc['seconds_per_level'] / 2:g} s per ABBA leg",
+            concurrency_table(res),
             "",
-            table(
-                [
-                    "process",
-                    "VmRSS after start MiB",
-                    "after warm-up",
-                    "at the end",
-                    "VmHWM (peak RSS) MiB",
-                    "raw HTTP calls served",
-                ],
-                [
-                    [
-                        "app (" + ", ".join(m["models"]) + ")",
-                        f"{mem.get('app_rss_start_mib', nan):.0f}",
-                        f"{mem.get('app_rss_warm_mib', nan):.0f}",
-                        f"{mem.get('app_rss_end_mib', nan):.0f}",
-                        f"{mem.get('app_peak_rss_mib', nan):.0f}",
-                        mem.get("sessionless_calls", "?"),
-                    ],
-                    [
-                        "floor",
-                        f"{mem.get('floor_rss_start_mib', nan):.0f}",
-                        "",
-                        "",
-                        f"{mem.get('floor_peak_rss_mib', nan):.0f}",
-                        "",
-                    ],
-                ],
-            ),
+            f"![concurrency]({plots.get('concurrency', 'performance_concurrency.png')})",
+            "",
         ]
+    parts += ["### Cold start and memory", cold_memory_table(res)]
     if res.get("failures"):
-        parts += ["", "### Failed calls", "```", *res["failures"][:20], "```"]
+        shown = res["failures"][:5]
+        more = len(res["failures"]) - len(shown)
+        parts += ["", "### Failed calls", "```", *shown, *([f"... and {more} more (the run's JSON)"] if more else []), "```"]
     parts.append(END)
     return "\n".join(parts)
 
 
 TEMPLATE_HEAD = """# Performance
 
-How fast vae-demo answers compared with Gradio's own floor: a no-op Gradio app that takes an image and
-returns it. Every figure is a ratio to that floor measured in the same run, because the machine the
-numbers come from is shared. Regenerate the figures with
-
-    python benchmarks/bench.py            # full run, ~5 min; rewrites the section between the markers
-    python benchmarks/bench.py --smoke    # ~30 s, same code paths, exits 1 if a call fails (for CI)
+vae-demo's endpoints as ratios to a no-op Gradio app (the floor) measured in the same run, written by
+`python benchmarks/bench.py`; docs/PERFORMANCE.md describes the method and the targets.
 
 """
 
 
+def json_path(doc: Path) -> Path:
+    """Where write_doc keeps a run's full figures: beside the doc, as the other benchmarks keep theirs."""
+    return doc.parent / "performance.json"
+
+
 def write_doc(path: Path, res: dict, plots: dict) -> None:
-    """Replace the generated section of `path`, keeping what people wrote around it."""
+    """Replace the generated section of `path`, keeping what people wrote around it, and save the run's full
+    figures (server phases, model-only times, gradio_client included) in performance.json beside it."""
     section = generated_section(res, plots)
+    json_path(path).write_text(json.dumps(res, indent=1, default=str) + "\n")
     if path.exists():
         text = path.read_text()
         if BEGIN.split(":")[0] in text and END in text:
@@ -506,3 +335,25 @@ def plot_concurrency(res: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Rewrite the generated block of the performance doc from a run's JSON.")
+    p.add_argument("json", type=Path, nargs="?", help="a run's figures (default: performance.json beside --doc)")
+    p.add_argument("--doc", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md")
+    p.add_argument("--no-plots", action="store_true", help="leave the plots as they are (no matplotlib needed)")
+    args = p.parse_args(argv)
+    res = json.loads((args.json or json_path(args.doc)).read_text())
+    folder = args.doc.parent
+    plots = {"latency": folder / "performance_latency.png", "concurrency": folder / "performance_concurrency.png"}
+    if not args.no_plots:
+        plot_latency(res, plots["latency"])
+        if res.get("concurrency"):
+            plot_concurrency(res, plots["concurrency"])
+    write_doc(args.doc, res, {k: v.name for k, v in plots.items()})
+    print(f"wrote {args.doc} and {json_path(args.doc)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

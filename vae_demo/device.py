@@ -49,7 +49,7 @@ def gpu_decorator(**kwargs):
 # server runs up to two requests at once, each in its own worker thread, beside its event loop, on a machine that
 # may have only two cores: two teams of two threads then fight for two cores. A single image's forward is faster on
 # one thread even alone (a team's start costs more than it shares), while a large batch gains from the cores that no
-# other request uses; docs/PERFORMANCE.md has the figures.
+# other request uses (docs/PERFORMANCE.md, where the time goes).
 _CORES = max(1, torch.get_num_threads())  # torch's default for this machine, read once on the importing thread
 _running = 0  # requests inside request_threads() now
 _running_lock = threading.Lock()

@@ -149,3 +149,28 @@ def test_the_whole_batch_objectives_run_under_ddp(tmp_path):
         assert load_vae(str(out)).config.objective == objective[1]
         if objective[1] == "factor-vae":
             assert math.isfinite(log[0]["train_tc"])
+
+
+def test_trainer_takes_the_faces_sets_in_colour_and_the_model_frames_faces(tmp_path):
+    """Faces made by vae_demo.datasets.faces: a colour VAE with a Gaussian likelihood, framing "faces", colour examples."""
+    from PIL import Image
+
+    from vae_demo.datasets.faces import write_faces
+
+    write_faces(tmp_path / "data" / "faces-train", n=96, seed=0, progress=False)
+    write_faces(tmp_path / "data" / "faces-test", n=32, seed=1, progress=False)
+    out = tmp_path / "faces"
+    r = train("--dataset", "faces", "--data-root", str(tmp_path / "data"), "--epochs", "2", "--batch-size", "32",
+              "--hidden-channels", "8", "16", "16", "16", "--hidden-dim", "32", "--latent-dim", "4", "--block-convs", "0",
+              "--likelihood", "gaussian", "--no-binarize", "--warmup-epochs", "0", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    vae = load_vae(out)
+    c = vae.config
+    assert (c.channels, c.image_size, c.likelihood, c.framing, c.dataset) == (3, 64, "gaussian", "faces", "faces")
+    log = json.loads((out / "training_log.json").read_text())
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    example = sorted((out / "examples").glob("*.png"))[0]
+    assert Image.open(example).mode == "RGB"
+    with torch.inference_mode():
+        x = vae.decode(torch.zeros(1, 4))
+    assert x.shape == (1, 3, 64, 64)

@@ -58,10 +58,10 @@ def export_examples(data: ImageData, out_dir, per_class: int = 1, max_images: in
     for c in range(len(data.class_names)):
         idx = (data.labels == c).nonzero().flatten()[:per_class]
         for j, i in enumerate(idx.tolist()):
-            arr = (data.images[i, 0] * 255).round().byte().numpy()
+            arr = (data.images[i] * 255).round().byte().permute(1, 2, 0).numpy()  # (H, W, C)
             name = data.class_names[c].replace("/", "-").replace(" ", "_").lower()
             path = out_dir / (f"{c}_{name}.png" if per_class == 1 else f"{c}_{name}_{j}.png")
-            Image.fromarray(arr, mode="L").save(path)
+            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr, mode="L" if arr.shape[2] == 1 else "RGB").save(path)
             written.append(path)
         if len(written) >= max_images:
             break

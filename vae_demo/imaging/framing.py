@@ -20,7 +20,9 @@ from PIL import Image
 
 from vae_demo.imaging.uploads import ImageError, ImageInput, equal_channels, open_image, to_grey_or_rgb
 
-FRAMINGS = ("none", "mnist", "fashion")
+FRAMINGS = ("none", "mnist", "fashion", "faces")
+# The faces data (vae_demo/datasets/faces.py): an Avataaars canvas of 264 x 280 whose view box (x, y, w, h) is drawn
+AVATAAARS_CANVAS, FACES_VIEWBOX = (264, 280), (32, 24, 200, 200)
 WORK_SIDE = 192  # the image is analysed at this long side: enough for strokes, cheap to filter
 MNIST_BOX = 20  # the digit's bounding box is fitted into 20 x 20 of the 28 x 28 frame
 MIN_CONTRAST = 0.12  # ink must absorb at least this share of the paper's light, else the image is blank
@@ -34,7 +36,7 @@ class SceneError(ImageError):
 
 @dataclass
 class Framed:
-    image: torch.Tensor  # (1, 1, S, S) in [0, 1], light ink on black, as the dataset stores it
+    image: torch.Tensor  # (1, C, S, S) in [0, 1]: light ink on black as MNIST stores it; faces in colour
     box: tuple  # (left, top, right, bottom) of the ink in the decoded upload's pixels (after open_image's whole-factor shrink)
     inverted: bool  # True when the upload was dark ink on a light page
 
@@ -46,6 +48,8 @@ def frame(src: ImageInput, framing: str, image_size: int = 28) -> Framed:
     fills the picture to its borders (a photo of a scene, not of a digit or a product on a plain background)."""
     if framing not in FRAMINGS[1:]:
         raise ValueError(f"framing must be one of {FRAMINGS[1:]}, got {framing!r}.")
+    if framing == "faces":
+        return frame_face(src, image_size)
     img = open_image(src, max_side=WORK_SIDE)
     framed = _already_framed(img, framing, image_size)
     if framed is not None:
@@ -242,3 +246,26 @@ def centre_of_mass(x: np.ndarray) -> Optional[tuple]:
         return None
     h, w = x.shape
     return float(x.sum(axis=1) @ (np.arange(h) + 0.5)) / m, float(x.sum(axis=0) @ (np.arange(w) + 0.5)) / m
+
+
+def frame_face(src: ImageInput, image_size: int = 64) -> Framed:
+    """A face picture -> (1, 3, S, S) as the faces data was made: what is transparent on white; a picture with the
+    Avataaars canvas's own proportions (264 x 280, as python-avatars and the Avataaars site export) cropped to the data's
+    view box; anything else padded to a square with white, centred; then fitted to S x S by area."""
+    img = to_grey_or_rgb(open_image(src, max_side=4 * WORK_SIDE), 3, background=(255, 255, 255))
+    w, h = img.size
+    box = (0, 0, w, h)
+    if abs(w * AVATAAARS_CANVAS[1] - h * AVATAAARS_CANVAS[0]) <= max(w, h) // 50:  # the canvas's shape, within 2 %
+        x, y, bw, bh = FACES_VIEWBOX
+        sx, sy = w / AVATAAARS_CANVAS[0], h / AVATAAARS_CANVAS[1]
+        box = (round(x * sx), round(y * sy), round((x + bw) * sx), round((y + bh) * sy))
+        img = img.crop(box)
+    side = max(img.size)
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    t = torch.from_numpy(np.asarray(square, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    if side != image_size:
+        mode = "area" if side > image_size else "bilinear"
+        t = torch.nn.functional.interpolate(t, size=(image_size, image_size), mode=mode,
+                                            **({} if mode == "area" else {"align_corners": False}))
+    return Framed(image=t.clamp(0, 1).contiguous(), box=box, inverted=False)

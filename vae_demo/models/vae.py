@@ -67,10 +67,12 @@ class VAEConfig:
             )
         if self.objective not in ("elbo", "beta-tcvae", "factor-vae"):
             raise ValueError(f"objective must be 'elbo', 'beta-tcvae' or 'factor-vae', got {self.objective!r}.")
-        if self.framing not in ("none", "mnist", "fashion"):
-            raise ValueError(f"framing must be 'none', 'mnist' or 'fashion', got {self.framing!r}.")
-        if self.framing != "none" and self.channels != 1:
-            raise ValueError(f"framing {self.framing!r} is for grey images; use framing 'none' with channels=3.")
+        if self.framing not in ("none", "mnist", "fashion", "faces"):
+            raise ValueError(f"framing must be 'none', 'mnist', 'fashion' or 'faces', got {self.framing!r}.")
+        if self.framing in ("mnist", "fashion") and self.channels != 1:
+            raise ValueError(f"framing {self.framing!r} is for grey images; use 'faces' or 'none' with channels=3.")
+        if self.framing == "faces" and self.channels != 3:
+            raise ValueError("framing 'faces' is for colour images (channels=3).")
         if self.decoder not in ("deconv", "broadcast"):
             raise ValueError(f"decoder must be 'deconv' or 'broadcast', got {self.decoder!r}.")
         if self.decoder == "broadcast" and self.image_size % 4:

@@ -155,8 +155,8 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     vae = load_vae(args.model, device=device)
     folder, c = vae.info.folder, vae.config
-    if c.dataset not in ("mnist", "fashion-mnist", "dsprites"):
-        raise SystemExit(f"{args.model}: evaluation knows mnist, fashion-mnist and dsprites, not {c.dataset!r}.")
+    if c.dataset not in ("mnist", "fashion-mnist", "dsprites", "faces"):
+        raise SystemExit(f"{args.model}: evaluation knows mnist, fashion-mnist, dsprites and faces, not {c.dataset!r}.")
     t0 = time.time()
     binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
     if c.dataset == "dsprites":  # fresh sprites the model never saw, with their true factors
@@ -166,6 +166,12 @@ def main(argv=None) -> None:
         grey = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
         target = grey.images
         train_images = generate(sample_factors(20_000, rng=7))
+    elif c.dataset == "faces":  # the held-out set (seed 1) and 20,000 training faces for the PCA baseline
+        from vae_demo.datasets.faces import load_split
+
+        grey = load_split(args.data_root, False, args.n_test or None)
+        target = grey.images
+        train_images = load_split(args.data_root, True).images[:20_000].float().div_(255.0)
     else:
         grey = load_dataset(c.dataset, train=False, root=args.data_root)
         target = fixed_binarized_test_set(c.dataset, args.data_root, seed=0).images if binarized else grey.images
@@ -201,6 +207,7 @@ def main(argv=None) -> None:
         "model": vae.info.name, "dataset": c.dataset, "binarized": binarized, "n_test": len(target),
         "test_set": ("MNIST test split binarized once with seed 0" if binarized else
                      f"{len(target):,} freshly generated sprites (seed 2024)" if c.dataset == "dsprites" else
+                     f"{len(target):,} held-out faces (python -m vae_demo.datasets.faces --seed 1)" if c.dataset == "faces" else
                      f"{c.dataset} test split, grey levels"),
         "likelihood": c.likelihood, "latent_dim": c.latent_dim, "beta": c.beta, "k": args.k, "seed": args.seed,
         "conditional": bool(c.num_labels),

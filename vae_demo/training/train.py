@@ -32,13 +32,15 @@ from vae_demo.models.vae import VAE, VAEConfig
 from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
 from vae_demo.training.stats import latent_statistics
 
-FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion"}  # how each dataset's images were framed (vae_demo/imaging/framing.py)
+FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion", "faces": "faces"}  # how each dataset's images were framed (vae_demo/imaging/framing.py)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae_demo.training.train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=DATASETS + ("dsprites",), default="mnist")
+    p.add_argument("--dataset", choices=DATASETS + ("dsprites", "faces"), default="mnist",
+                   help="faces: the sets `python -m vae_demo.datasets.faces` made in DATA_ROOT/faces-train and faces-test")
     p.add_argument("--epoch-size", type=int, default=100_000, help="dsprites: freshly generated images per epoch")
+    p.add_argument("--eval-size", type=int, default=0, help="test images the per-epoch ELBO is measured on (0: all)")
     p.add_argument("--data-root", default=DEFAULT_ROOT)
     p.add_argument("--out", required=True, help="checkpoint folder to write (config.json, model.safetensors, ...)")
     p.add_argument("--epochs", type=int, default=40)
@@ -164,6 +166,13 @@ def history(args, argv) -> tuple:
 def load_data(args, world, out: Path) -> tuple:
     """-> (train ImageData, or None for dSprites, generated afresh every epoch; test ImageData; training images per
     epoch). Rank 0 also exports a few test images as the checkpoint's examples."""
+    if args.dataset == "faces":  # made beforehand by python -m vae_demo.datasets.faces (rendering is the slow part)
+        from vae_demo.datasets.faces import load_split
+
+        train, test = load_split(args.data_root, True), load_split(args.data_root, False, args.eval_size or None)
+        if world.main:
+            export_examples(test, out / "examples", per_class=2, max_images=12)
+        return train, test, len(train.images)
     if args.dataset == "dsprites":  # generated, never downloaded: a fresh sample every epoch
         test_factors = sample_factors(5000, rng=10_000)
         test = ImageData(generate(test_factors), torch.as_tensor(test_factors[:, 0]), list(FACTORS.shapes))
@@ -183,7 +192,7 @@ def load_data(args, world, out: Path) -> tuple:
 def build_model(args, test) -> VAE:
     """The VAE these options describe, with the earlier run's weights for a continuation."""
     config = VAEConfig(
-        image_size=test.images.shape[-1], channels=1, latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
+        image_size=test.images.shape[-1], channels=test.images.shape[1], latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective,
         likelihood=args.likelihood, beta=args.beta, dataset=args.dataset, class_names=test.class_names,
         framing=FRAMING.get(args.dataset, "none"), num_labels=len(test.class_names) if args.conditional else 0,
@@ -254,7 +263,9 @@ def batches(run: Run, train, epoch: int):
             yield generate(factors[b * args.batch_size : (b + 1) * args.batch_size]), None
         else:
             idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-            yield train.images[idx], train.labels[idx].to(world.device) if args.conditional else None
+            x = train.images[idx]
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x  # faces are kept as bytes until used
+            yield x, train.labels[idx].to(world.device) if args.conditional else None
 
 
 def train_step(run: Run, x, y, sums: dict) -> tuple:
@@ -330,7 +341,8 @@ def main(argv=None) -> None:
         row.update({f"train_{k}": v / sums["n"] for k, v in sums.items() if k != "n"})
         if not world.main:  # rank 0 evaluates and writes; the others wait for it at the next epoch's first backward
             continue
-        row.update(evaluate_elbo(model, test.images, labels=test.labels))
+        eval_images = test.images[: args.eval_size] if args.eval_size else test.images
+        row.update(evaluate_elbo(model, eval_images, labels=test.labels[: len(eval_images)]))
         row["seconds"] = time.time() - t0
         row["images_per_second"] = sums["n"] / row["seconds"]
         log.append(row)

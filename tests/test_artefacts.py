@@ -29,7 +29,7 @@ def test_stored_evaluation_files_load_and_fits_the_model(name):
     d = vae.config.latent_dim
     assert k.metrics["model"] == name and k.metrics["latent_dim"] == d and k.metrics["k"] >= 1
     assert sorted(k.stats["kl_order"]) == list(range(d))
-    assert k.pca.components.shape == (d, vae.config.image_size**2)  # PCA with k = latent_dim
+    assert k.pca.components.shape == (d, vae.config.channels * vae.config.image_size**2)  # PCA with k = latent_dim
     assert k.latent_map["points"].shape[1] == 2 and len(k.latent_map["points"]) == len(k.latent_map["labels"])
     assert (CHECKPOINTS_DIR / name / "training_curves.png").is_file()
     card = (CHECKPOINTS_DIR / name / "README.md").read_text()
@@ -100,3 +100,17 @@ def test_dsprites_factor_dimensions_hold_on_fresh_sprites():
         assert abs(rho[d, column[name]] - m["factor_best_rho"][name]) < 0.03  # the card's figure, reproduced
     assert rho[found["x position"], 2] >= 0.9 and rho[found["y position"], 3] >= 0.9 and rho[found["scale"], 0] >= 0.9
     assert len(set(found.values())) == len(found)  # one dimension per factor
+
+
+def test_the_faces_model_reconstructs_a_held_out_face_closer_to_it_than_to_another_face():
+    """A colour model: each bundled example face comes back nearer itself than any other example, and better than the
+    PCA baseline with the same k does."""
+    vae = load_vae("faces")
+    examples = sorted((CHECKPOINTS_DIR / "faces" / "examples").glob("*.png"))
+    x = torch.cat([prepare(p, 64, 3) for p in examples])
+    with torch.inference_mode():
+        rec = vae.decode(vae.encode(x)[0])
+    dist = (rec[:, None] - x[None]).pow(2).flatten(2).mean(2)  # (reconstruction i, input j)
+    assert (dist.argmin(1) == torch.arange(len(x))).all()
+    pca = evaluation_of(vae).pca
+    assert dist.diagonal().mean() < (pca.reconstruct(x.flatten(1)) - x.flatten(1)).pow(2).mean()

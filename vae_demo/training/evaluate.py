@@ -129,7 +129,7 @@ def update_model_card(folder: Path, metrics: dict) -> None:
         f"| test ELBO | {m['elbo']:.2f} nats (reconstruction {m['rec']:.2f} + KL {m['kl']:.2f}) |",
         f"| test NLL{' of x given its label, −log p(x | y)' if m.get('conditional') else ''}, IWAE bound with k = {m['k']} | "
         f"**{m['nll_iwae']:.2f} nats** |",
-        f"| reconstruction MSE / PSNR (decode μ, grey inputs) | {m['mse']:.4f} / {m['psnr']:.2f} dB |",
+        f"| reconstruction MSE / PSNR (decode μ, the test inputs) | {m['mse']:.4f} / {m['psnr']:.2f} dB |",
         f"| PCA with k = {m['latent_dim']} (linear baseline) MSE / PSNR | {m['pca_mse']:.4f} / {m['pca_psnr']:.2f} dB |",
         f"| active units (Cov(μ) > 0.01) | {m['active_units']} of {m['latent_dim']} |",
         "",

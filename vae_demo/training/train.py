@@ -113,7 +113,10 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         "",
         f"Trained by this project's own trainer on {args.dataset} "
         + ("(procedurally generated 64x64 binary sprites, a fresh sample of "
-           f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else "(60,000 training images, 28x28 grey), ")
+           f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else
+           "(60,000 cartoon faces, 64x64 RGB, made by `python -m vae_demo.datasets.faces --n 60000 --seed 0 --out "
+           "DATA_ROOT/faces-train`; its held-out set with `--n 10000 --seed 1 --out DATA_ROOT/faces-test`), "
+           if args.dataset == "faces" else "(60,000 training images, 28x28 grey), ")
         + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
         + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
         + ("conditional on the class label (a CVAE, Sohn et al. 2015: the encoder sees the image and its label, the decoder "
@@ -137,7 +140,8 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         f"- final test ELBO: {last['test_elbo']:.2f} nats per image "
         f"(reconstruction {last['test_rec']:.2f} + KL {last['test_kl']:.2f}); "
         + ("the test set is binarized once with seed 0" if args.binarize else
-           "5,000 freshly generated test sprites" if args.dataset == "dsprites" else "grey-level test set")
+           "5,000 freshly generated test sprites" if args.dataset == "dsprites" else
+           f"{args.eval_size or 10_000:,} held-out faces" if args.dataset == "faces" else "grey-level test set")
         + ("" if args.likelihood == "bernoulli" else " (a Gaussian density: positive values are normal, not comparable with nats of binary data)"),
         f"- training time: {sum(r['seconds'] for r in log) / 60:.1f} min on {last['device']}"
         + (f", {last['world_size']} processes (DistributedDataParallel, batch {args.batch_size} per process)"

@@ -34,6 +34,9 @@ class ClassifierConfig:
     widths: tuple = (32, 64)
     hidden_dim: int = 128  # the dense layer before the logits
     dropout: float = 0.3
+    # Several readings at once (the face reader: skin tone, glasses, smile, beard): [name, classes] pairs whose classes
+    # add up to n_classes; the logits are read head by head (vae_demo/models/face_reader.py). None: one reading.
+    heads: Optional[list] = None
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -46,6 +49,8 @@ class ClassifierConfig:
                              "change image_size or use fewer stages in widths.")
         if self.class_names is not None and len(self.class_names) != self.n_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names but n_classes is {self.n_classes}; make them agree.")
+        if self.heads is not None and sum(int(n) for _, n in self.heads) != self.n_classes:
+            raise ValueError(f"heads {self.heads} must add up to n_classes = {self.n_classes}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
 

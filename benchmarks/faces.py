@@ -1,0 +1,62 @@
+"""What the faces VAE keeps, read by the face reader: issue #26's floors on held-out faces.
+
+    python benchmarks/faces.py [--data-root ../data] [--n 2000]
+
+- Reconstructions keep the factors: the reader's reading of decode(μ) against each face's true labels (skin tone,
+  glasses, beard; smile over the faces whose mouth is in one of its two groups), beside the reader on the faces
+  themselves (its own accuracy: the ceiling).
+- Samples look like faces: of 64 prior samples, the share the reader gives a skin tone with ≥ 50 % confidence, and
+  how much they differ from each other.
+Prints JSON.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from vae_demo import load_vae  # noqa: E402
+from vae_demo.datasets.faces import load_faces, to_tensor  # noqa: E402
+from vae_demo.hub.loading import CHECKPOINTS_DIR  # noqa: E402
+from vae_demo.models.classifier import load_classifier  # noqa: E402
+from vae_demo.models.face_reader import HEADS, read  # noqa: E402
+from vae_demo.training.face_reader import face_labels  # noqa: E402
+
+
+def agreement(probs: dict, y: torch.Tensor) -> dict:
+    out = {}
+    for j, (name, _) in enumerate(HEADS):
+        keep = y[:, j] >= 0
+        out[name] = round(float((probs[name].argmax(1)[keep] == y[keep, j]).float().mean()), 4)
+    return out
+
+
+@torch.inference_mode()
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", default="../data")
+    p.add_argument("--n", type=int, default=2000, help="held-out faces")
+    args = p.parse_args(argv)
+    vae, reader = load_vae("faces"), load_classifier(CHECKPOINTS_DIR / "classifiers" / "faces")
+    images, rows = load_faces(Path(args.data_root) / "faces-test", mmap=False)
+    x, y = to_tensor(images[: args.n]), face_labels(rows[: args.n])
+    rec = torch.cat([vae.decode(vae.encode(x[i : i + 500])[0]) for i in range(0, len(x), 500)])
+    samples = vae.decode(torch.randn(64, vae.config.latent_dim, generator=torch.Generator().manual_seed(0)))
+    skin = read(reader, samples)["skin_tone"].max(1).values
+    spread = (samples[:, None] - samples[None]).pow(2).flatten(2).mean(2)
+    result = {
+        "n": len(x),
+        "reader_on_the_faces": agreement(read(reader, x), y),
+        "reader_on_the_reconstructions": agreement(read(reader, rec), y),
+        "samples_skin_confident": round(float((skin >= 0.5).float().mean()), 4),
+        "samples_mean_pairwise_mse": round(float(spread[~torch.eye(64, dtype=torch.bool)].mean()), 4),
+    }
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--decoder", choices=["deconv", "broadcast"], default="deconv",
                    help="broadcast: spatial broadcast decoder (Watters et al. 2019), for data whose factors include position")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
+    p.add_argument("--gaussian-std", type=float, default=0.1, help="gaussian: the fixed per-pixel standard deviation of p(x|z)")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (elbo) or total-correlation weight (beta-tcvae; factor-vae's gamma)")
     p.add_argument("--objective", choices=["elbo", "beta-tcvae", "factor-vae"], default="elbo")
     p.add_argument("--critic-lr", type=float, default=1e-3, help="factor-vae: the critic's Adam learning rate")
@@ -198,14 +199,15 @@ def build_model(args, test) -> VAE:
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=test.images.shape[1], latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective,
-        likelihood=args.likelihood, beta=args.beta, dataset=args.dataset, class_names=test.class_names,
+        likelihood=args.likelihood, gaussian_std=args.gaussian_std, beta=args.beta, dataset=args.dataset, class_names=test.class_names,
         framing=FRAMING.get(args.dataset, "none"), num_labels=len(test.class_names) if args.conditional else 0,
     )
     model = VAE(config)
     if args.init_from:
         earlier = VAE.from_pretrained(args.init_from)
-        # beta and the objective may change between stages; the architecture may not
-        if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective, framing=config.framing) != config:
+        # beta, the objective and the Gaussian's sigma may change between stages; the architecture may not
+        if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective, framing=config.framing,
+                               gaussian_std=config.gaussian_std) != config:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
     return model

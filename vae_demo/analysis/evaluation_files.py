@@ -29,6 +29,7 @@ class EvaluationFiles:
     metrics: Optional[dict] = None  # metrics.json: test-set ELBO, IWAE NLL, disentanglement
     pca: Optional[PCA] = None  # pca.safetensors: the linear baseline with k = latent_dim
     latent_map: Optional[dict] = None  # latent_map.safetensors: 2-D PCA of test-set means, labels
+    map_colourings: Optional[dict] = None  # {name: (labels, group names)}: what the latent map can be coloured by
     directions: tuple = ()  # directions.safetensors: named knobs (vae_demo/analysis/directions.py), fitted by python -m vae_demo.training.directions
 
     def factor_names(self) -> dict:
@@ -52,6 +53,21 @@ class EvaluationFiles:
         lo, hi = q[i - 1], q[i]
         frac = 0.0 if hi <= lo else (mse - lo) / (hi - lo)
         return 100.0 * (i - 1 + frac) / (len(q) - 1)
+
+
+def map_colourings(path: Path, lm: dict) -> dict:
+    """The latent map file's colourings besides its classes ("by:<name>" tensors, their group names in the
+    metadata); {} for a map that has only its classes"""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        names = json.loads((f.metadata() or {}).get("colourings", "{}"))
+    out = {}
+    for name, groups in names.items() if isinstance(names, dict) else []:
+        labels = lm["labels"] if f"by:{name}" not in lm else lm[f"by:{name}"]
+        if len(labels) == len(lm["points"]) and isinstance(groups, list) and int(labels.max()) < len(groups):
+            out[str(name)] = (labels, [str(g) for g in groups])
+    return out
 
 
 def _json(path: Path):
@@ -83,6 +99,7 @@ def evaluation_of(vae: LoadedModel) -> EvaluationFiles:
                     m = load_file(str(folder / "latent_map.safetensors"))
                     if m["components"].shape[1] == vae.config.latent_dim:
                         k.latent_map = {key: v.float() if v.is_floating_point() else v.long() for key, v in m.items()}
+                        k.map_colourings = map_colourings(folder / "latent_map.safetensors", k.latent_map)
             except Exception:  # a damaged optional file must not stop the model from serving
                 k.latent_map = None
             try:

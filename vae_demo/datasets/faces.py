@@ -210,6 +210,15 @@ def label_array(labels: list, column: str) -> np.ndarray:
     return np.array([row[column] for row in labels], dtype=np.int64)
 
 
+def face_colourings(labels: list) -> dict:
+    """labels.csv rows -> {factor: ((N,) uint8 group per face, group names)}: the latent map's other colourings"""
+    smile = label_array(labels, "smile") + 1  # -1 neither group, 0 not smiling, 1 smiling
+    glasses = np.clip(label_array(labels, "glasses"), 0, 1)
+    out = {"smile": (smile, ["other mouths", "not smiling", "smiling"]), "glasses": (glasses, ["no glasses", "glasses"]),
+           "beard": (label_array(labels, "beard"), ["no beard", "beard"]), "hat": (label_array(labels, "hat"), ["no hat", "hat"])}
+    return {name: (torch.from_numpy(v.astype(np.uint8)), names) for name, (v, names) in out.items()}
+
+
 def contact_sheet(images: np.ndarray, columns: int = 8) -> Image.Image:
     """(N, H, W, 3) uint8 -> one PIL image, `columns` faces a row, blank cells white"""
     n, h, w, _ = images.shape

@@ -5,28 +5,81 @@ Trained by `python -m vae_demo.training.face_reader` on the generated training f
 accuracy per head. It judges what the faces VAE reconstructs, samples and edits.
 """
 
+import threading
+from typing import Optional, Union
+
 import torch
 
-from vae_demo.models.classifier import Classifier
+from vae_demo.models.classifier import CLASSIFIERS_DIR, Classifier, for_inference, load_classifier
 
 HEADS = (("skin_tone", 7), ("glasses", 2), ("smile", 2), ("beard", 2))
+FACTORS = tuple(name for name, _ in HEADS)
+UNITS = {"smile": "% P(smiling)", "glasses": "% P(glasses)", "beard": "% P(beard)", "skin_tone": "tone (1 light .. 7 dark, expected)"}
+
+
+def factor_value(probs: dict, name: str) -> torch.Tensor:
+    """The reader's reading of one factor as a number per face: P(factor) for glasses, smile and beard; the expected
+    skin tone 1 (lightest) .. 7 (darkest) for skin_tone"""
+    p = probs[name]
+    if name == "skin_tone":
+        return p @ torch.arange(1, p.shape[1] + 1, dtype=p.dtype, device=p.device)
+    return p[:, 1]
+
+
+def readings(probs: dict, i: int = 0) -> dict:
+    """One face's readings, JSON-ready: {"smile": P %, "glasses": P %, "beard": P %, "skin_tone": expected 1..7}"""
+    return {name: round(float(factor_value(probs, name)[i]) * (1 if name == "skin_tone" else 100), 2) for name in FACTORS}
 
 
 @torch.inference_mode()
-def read(reader: Classifier, x: torch.Tensor) -> dict:
-    """(B, 3, 64, 64) in [0, 1] -> {head: (B, classes) probabilities}"""
+def read_logits(reader: Classifier, x: torch.Tensor) -> dict:
+    """(B, 3, 64, 64) in [0, 1] -> {head: (B, classes) logits}"""
     logits = reader(x.to(next(reader.parameters()).device, torch.float32))
     out, start = {}, 0
     for name, n in reader.config.heads:
-        out[name] = logits[:, start : start + n].softmax(-1)
+        out[name] = logits[:, start : start + n]
         start += n
     return out
 
 
-def verdict(probs: dict, i: int = 0) -> str:
-    """One face's readings -> "reads as: smiling · glasses · no beard · skin 3 of 7" """
+def read(reader: Classifier, x: torch.Tensor) -> dict:
+    """(B, 3, 64, 64) in [0, 1] -> {head: (B, classes) probabilities}"""
+    return {name: v.softmax(-1) for name, v in read_logits(reader, x).items()}
+
+
+def evidence(logits: dict, name: str) -> torch.Tensor:
+    """How strongly the reader sees a factor, without saturating where a probability reaches 1: the log-odds of
+    glasses, smile or beard; the expected skin tone 1..7 (in float64)"""
+    v = logits[name].double()
+    if name == "skin_tone":
+        return v.softmax(-1) @ torch.arange(1, v.shape[1] + 1, dtype=v.dtype, device=v.device)
+    return v[:, 1] - v[:, 0]
+
+
+def words(probs: dict, i: int = 0) -> str:
+    """One face's readings in words: "smiling · glasses · no beard · skin 3 of 7" """
     smile = "smiling" if probs["smile"][i, 1] > 0.5 else "not smiling"
     glasses = "glasses" if probs["glasses"][i, 1] > 0.5 else "no glasses"
     beard = "beard" if probs["beard"][i, 1] > 0.5 else "no beard"
     skin = int(probs["skin_tone"][i].argmax()) + 1
-    return f"reads as: {smile} · {glasses} · {beard} · skin {skin} of {probs['skin_tone'].shape[1]}"
+    return f"{smile} · {glasses} · {beard} · skin {skin} of {probs['skin_tone'].shape[1]}"
+
+
+def verdict(probs: dict, i: int = 0) -> str:
+    """One face's readings -> "reads as: smiling · glasses · no beard · skin 3 of 7" """
+    return "reads as: " + words(probs, i)
+
+
+_cache: dict = {}
+_cache_lock = threading.Lock()
+
+
+def reader_for(dataset: str, device: Union[str, torch.device] = "cpu") -> Optional[Classifier]:
+    """"faces" -> the bundled face reader on `device`, loaded once and shared; None for other datasets"""
+    if dataset != "faces" or not (CLASSIFIERS_DIR / "faces").is_dir():
+        return None
+    key = str(torch.device(device))
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = for_inference(load_classifier(CLASSIFIERS_DIR / "faces")).to(device)
+        return _cache[key]

@@ -11,9 +11,10 @@ import math
 import torch
 
 from vae_demo.models.classifier import classifier_for
+from vae_demo.models.face_reader import UNITS, read, reader_for, readings, words
 from vae_demo.analysis.directions import MAX_AMOUNT, Direction, edit_latent
 from vae_demo.imaging.uploads import ImageInput
-from vae_demo.serving.inference import InputError, condition, image_tensor, is_spatial, require
+from vae_demo.serving.inference import InputError, _int, condition, image_tensor, is_spatial, require
 from vae_demo.analysis.evaluation_files import evaluation_of
 from vae_demo.analysis.morphometry import ATTRIBUTES, measure
 
@@ -27,10 +28,10 @@ def find_direction(vae, attribute) -> Direction:
     ds = directions_of(vae)
     if not ds:
         raise InputError(f"{vae.info.name} has no named attributes (only models with directions.safetensors have; "
-                         "try mnist or fashion-mnist).")
-    key = str(attribute).strip().lower() if attribute is not None else ""
+                         "try mnist, fashion-mnist or faces).")
+    key = str(attribute).strip().lower().replace("_", " ") if attribute is not None else ""
     for d in ds:
-        if key in (d.name.lower(), d.label.lower()):
+        if key in (d.name.lower().replace("_", " "), d.label.lower()):
             return d
     raise InputError(f"attribute must be one of {', '.join(repr(d.name) for d in ds)} for {vae.info.name}; got {attribute!r}.")
 
@@ -47,7 +48,14 @@ def check_amount(amount) -> float:
 
 
 def _readings(vae, ds, images: torch.Tensor) -> list:
-    """(B, 1, H, W) -> one dict per image: every attribute the model has knobs for, measured, and the class read"""
+    """(B, C, H, W) -> one dict per image: every attribute the model has knobs for, measured, and the class read
+    (faces: the face reader's reading of each factor, and the whole reading in words)"""
+    if any(d.kind == "factor" for d in ds):
+        reader = reader_for(vae.config.dataset, vae.device)
+        if reader is None:
+            return [{} for _ in images]
+        probs = read(reader, images)
+        return [{**readings(probs, i), "reads_as": words(probs, i)} for i in range(len(images))]
     measured = measure(images.cpu()) if any(d.kind == "attribute" for d in ds) else {}
     clf = classifier_for(vae.config.dataset, vae.device)
     probs = clf.predict(images) if clf is not None else None
@@ -76,11 +84,29 @@ def edit(vae, image: ImageInput, attribute, amount, frame: bool = True) -> tuple
     mu = vae.encode(x)[0]
     both = vae.decode(torch.cat([mu, edit_latent(mu, d, a)]))
     before, after = _readings(vae, directions_of(vae), both)
-    unit = "% (classifier)" if d.kind == "class" else ATTRIBUTES.get(d.name, ("", ""))[1]
+    unit = {"class": "% (classifier)", "factor": UNITS.get(d.name, "")}.get(d.kind) or ATTRIBUTES.get(d.name, ("", ""))[1]
     info = {"attribute": d.name, "label": d.label, "amount": a, "unit": unit, "before": before, "after": after,
             "change": None if before.get(d.name) is None or after.get(d.name) is None else round(after[d.name] - before[d.name], 3),
             "step": d.step, "method": d.method}
     return both[1:], both[:1], info
+
+
+GRID_AMOUNTS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+MAX_GRID_FACES = 8
+
+
+@torch.inference_mode()
+def knob_grid(vae, attribute, images: list, frame: bool = True, amounts=GRID_AMOUNTS, centre: bool = True) -> tuple:
+    """Vector arithmetic: the prior's centre z = 0 (with centre) and each image's μ, moved along a named knob by each
+    amount -> ((R * A, C, H, W) row by row, one dict per tile of what the reader or the measurements read)"""
+    d = find_direction(vae, attribute)
+    mus = [torch.zeros(1, vae.config.latent_dim, device=vae.device)] if centre else []
+    mus += [vae.encode(image_tensor(vae, im, frame=frame))[0] for im in images]
+    mu = torch.cat(mus)
+    a = torch.tensor(amounts, dtype=mu.dtype, device=mu.device)
+    z = edit_latent(mu.repeat_interleave(len(amounts), 0), d, a.repeat(len(mu)))
+    tiles = vae.decode(z)
+    return tiles, d, _readings(vae, directions_of(vae), tiles)
 
 
 @torch.inference_mode()

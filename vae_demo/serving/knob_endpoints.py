@@ -41,6 +41,37 @@ class KnobEndpoints:
         info["model"] = vae.info.name
         return to_pil(after, display_scale(vae.config.image_size)), info
 
+    def knob_grid(self, model: Optional[str] = None, attribute: str = "", image=None, n_faces=4, seed=0,
+                  frame: bool = True) -> tuple:
+        """/knob_grid, vector arithmetic on a named knob: rows of faces (z = 0 except on faces, then the given
+        image if any, then n_faces of the model's examples picked by seed) against -2 .. +2 along the knob (columns) ->
+        (the grid, {"attribute", "label", "amounts", "rows": [{"row", "read": one reading per column}]})"""
+        import random
+
+        self.calls["knob_grid"] += 1
+        vae = self.registry.get(model)
+        n = edits._int(n_faces, "n_faces", 0, edits.MAX_GRID_FACES)
+        seed = edits._int(seed, "seed", 0, 2**31 - 1)
+        d = edits.find_direction(vae, attribute)
+        pool = self.examples(model)
+        picked = random.Random(seed).sample(pool, min(n, len(pool)))
+        # z = 0 decodes to the average digit; the faces' codes are too spread for it to be a face, so no such row
+        centre = vae.config.dataset != "faces"
+        rows = [("z = 0 (average)", None)] if centre else []
+        rows += [("your image", image_arg(image, self.upload_roots))] if image is not None else []
+        rows += [(f"example {p.rsplit('/', 1)[-1].rsplit('.', 1)[0]}", image_arg(p, self.upload_roots)) for p in picked]
+        if not rows:
+            raise InputError("Give an image or ask for at least one example face (n_faces ≥ 1).")
+        with batch_threads(len(rows) * len(edits.GRID_AMOUNTS)):
+            tiles, d, read = edits.knob_grid(vae, d.name, [im for label, im in rows if im is not None],
+                                             frame=bool(frame), centre=centre)
+        k = len(edits.GRID_AMOUNTS)
+        picture = labelled_grid(tiles, k, [label for label, _ in rows], scale=max(1, 128 // vae.config.image_size),
+                                label_width=120, axis=(f"{edits.GRID_AMOUNTS[0]:+g}", f"0 ({d.label})", f"{edits.GRID_AMOUNTS[-1]:+g}"))
+        info = {"model": vae.info.name, "attribute": d.name, "label": d.label, "amounts": list(edits.GRID_AMOUNTS),
+                "step": d.step, "rows": [{"row": label, "read": read[i * k : (i + 1) * k]} for i, (label, _) in enumerate(rows)]}
+        return picture, info
+
     # --- your digit as every digit --------------------------------------------------------
     def analogy(self, image, model: Optional[str] = None, label=None, frame: bool = True) -> tuple:
         """/analogy: image -> (one image of ten tiles in a row, the digits 0 to 9 left to right, written in the image's

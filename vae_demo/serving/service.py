@@ -127,6 +127,11 @@ class DemoService(KnobEndpoints):
 
     def verdict(self, metrics: dict) -> str:
         """What the classifier reads, in words: "your image reads as **3** (98 %); its reconstruction as **3** (97 %)"."""
+        if "input_reads_as" in metrics:
+            same = metrics["input_reads_as"] == metrics["reconstruction_reads_as"]
+            return (f"Your face reads as **{metrics['input_reads_as']}**; its reconstruction as "
+                    f"**{metrics['reconstruction_reads_as']}**" + ("." if same else " — the reconstruction changed what differs.")
+                    + " (the face reader: a small CNN trained on the generated faces)")
         if "input_class" not in metrics:
             return ""
         same = metrics["input_class"] == metrics["reconstruction_class"]
@@ -145,7 +150,7 @@ class DemoService(KnobEndpoints):
             return ""
         c = vae.config
         kind = {"mnist": "handwritten digits", "fashion-mnist": "photos of clothes on a plain background",
-                "dsprites": "white shapes on black"}.get(c.dataset, f"{c.dataset or 'its training'} images")
+                "dsprites": "white shapes on black", "faces": "cartoon faces (Avataaars parts on white)"}.get(c.dataset, f"{c.dataset or 'its training'} images")
         text = (note + " " if note else "Your image is unlike anything this model was trained on. ")
         text += f"This model knows {c.image_size}×{c.image_size} {kind}; above is what it made of your image."
         if c.dataset != "dsprites":
@@ -163,7 +168,7 @@ class DemoService(KnobEndpoints):
             text = f"**MSE** {m['mse']:.4f} · **PSNR** {m['psnr']:.1f} dB · **SSIM** {m['ssim']:.3f}"
             text += f" · latent {'×'.join(map(str, m['latent_shape']))} for a {'×'.join(map(str, m['image_size']))} image"
             return text + (f" · **KL** {m['kl']:.0f} nats" if "kl" in m else " · deterministic encoder: no KL")
-        what = {"mnist": "test digits", "fashion-mnist": "test clothes", "dsprites": "test sprites"}.get(vae.config.dataset, "test images")
+        what = {"mnist": "test digits", "fashion-mnist": "test clothes", "dsprites": "test sprites", "faces": "held-out faces"}.get(vae.config.dataset, "test images")
         text = (f"**MSE** {m['mse']:.4f} · **PSNR** {m['psnr']:.1f} dB · **ELBO** {m['elbo']:.1f} nats "
                 f"= −(reconstruction {m['reconstruction_nll']:.1f} + KL {m['kl']:.1f})")
         if "pca_mse" in m:
@@ -179,6 +184,37 @@ class DemoService(KnobEndpoints):
         vae = self.registry.get(model)
         x = inference.image_tensor(vae, image_arg(image, self.upload_roots), frame=bool(frame))
         return to_pil(x[0], display_scale(vae.config.image_size))
+
+    def eigen(self, model: Optional[str] = None, n: int = 12) -> Image.Image:
+        """/eigen: the PCA baseline's axes beside the VAE's (eigenfaces for faces, eigendigits for digits) -> one
+        image of two rows: PCA's mean then its first n axes (each stretched to fill black..white), and the VAE's
+        decode(mean μ of the test codes), then +2 standard deviations along each of its n most informative dimensions"""
+        self.calls["eigen"] += 1
+        vae = self.registry.get(model)
+        pca = None if inference.is_spatial(vae) else evaluation_of(vae).pca
+        if pca is None:
+            raise InputError(f"{vae.info.name} has no PCA baseline (bundled models have pca.safetensors).")
+        n = inference._int(n, "n", 1, min(24, len(pca.components)))
+        c = vae.config
+        shape = (c.channels, c.image_size, c.image_size)
+        axes = pca.components[:n]
+        lo, hi = axes.min(1, keepdim=True).values, axes.max(1, keepdim=True).values
+        pca_row = torch.cat([pca.mean[None], (axes - lo) / (hi - lo).clamp_min(1e-8)]).view(-1, *shape)
+        # the VAE's centre and axes: the mean of the test codes μ and +2 of their standard deviations along each of
+        # the most informative dimensions (without latent_stats.json: z = 0 and +2)
+        stats = evaluation_of(vae).stats or {}
+        mean, std = stats.get("mu_mean"), stats.get("mu_std")
+        ok = isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == c.latent_dim
+        centre = torch.tensor(mean, dtype=torch.float32) if ok else torch.zeros(c.latent_dim)
+        spread = torch.tensor(std, dtype=torch.float32) if ok else torch.ones(c.latent_dim)
+        z = centre.repeat(n + 1, 1)
+        for i, d in enumerate(inference.slider_order(vae)[:n]):
+            z[i + 1, d] += 2.0 * spread[d]
+        with torch.inference_mode(), batch_threads(n + 1):
+            vae_row = vae.decode(z.to(vae.device)).cpu()
+        what = "eigenfaces" if c.dataset == "faces" else "PCA axes"
+        return labelled_grid(torch.cat([pca_row.clamp(0, 1), vae_row]), n + 1, [what, "VAE: z_i + 2 SD"],
+                             scale=max(1, 96 // c.image_size), label_width=120, axis=("mean / decode(mean μ)", "", f"axis {n}"))
 
     def explain(self, image, model: Optional[str] = None, n_posterior: int = 8, frame: bool = True):
         """image -> (input as the model sees it, squared-error map, posterior samples, mu/sigma/KL chart, PCA or None)"""
@@ -268,24 +304,34 @@ class DemoService(KnobEndpoints):
     def has_latent_map(self, model: Optional[str] = None) -> bool:
         return evaluation_of(self.registry.get(model)).latent_map is not None
 
-    def _map(self, vae):
-        key = vae.info.name
+    def map_colourings(self, model: Optional[str] = None) -> list:
+        """What the latent map can be coloured by besides its classes (faces: skin tone, smile, glasses, beard, hat)"""
+        return list(evaluation_of(self.registry.get(model)).map_colourings or {})
+
+    def _map(self, vae, colour_by: Optional[str] = None):
+        options = evaluation_of(vae).map_colourings or {}
+        if colour_by and colour_by not in options:
+            raise InputError(f"colour_by must be one of {', '.join(map(repr, options)) or 'nothing for this model'}; "
+                             f"got {colour_by!r}.")
+        key = (vae.info.name, colour_by or "")
         with self._gif_lock:
             cached = self._maps.get(key)
         if cached is None:
             lm = evaluation_of(vae).latent_map
             if lm is None:
-                raise InputError(f"{key} has no latent map (run python -m vae_demo.training.evaluate {key}).")
+                raise InputError(f"{vae.info.name} has no latent map (run python -m vae_demo.training.evaluate {vae.info.name}).")
             axes = ("z0", "z1") if vae.config.latent_dim == 2 else ("PC 1", "PC 2")  # a 2-D model's map is its latent space
-            cached = latent_map(lm["points"].numpy(), lm["labels"].numpy(), vae.config.class_names or [], axis_names=axes)
+            labels, names = options[colour_by] if colour_by else (lm["labels"], vae.config.class_names or [])
+            cached = latent_map(lm["points"].numpy(), labels.numpy(), names, axis_names=axes)
             with self._gif_lock:
                 self._maps[key] = cached
         return cached
 
-    def map_view(self, model: Optional[str] = None, point=None, image=None):
-        """-> (map with markers, decoded image at `point` or None, (u, v) of the point)"""
+    def map_view(self, model: Optional[str] = None, point=None, image=None, colour_by: Optional[str] = None):
+        """-> (map with markers, decoded image at `point` or None, (u, v) of the point); `colour_by`: one of
+        map_colourings (None: the classes)"""
         vae = self.registry.get(model)
-        m = self._map(vae)
+        m = self._map(vae, colour_by)
         lm = evaluation_of(vae).latent_map
         marks = []
         if image is not None:

@@ -79,7 +79,14 @@ KNOBS = """**Named knobs.** Nothing in the loss makes a latent dimension mean on
 afterwards: each image of the training set was measured (Morpho-MNIST's stroke thickness, slant, width, height) and a
 direction in latent space fitted to each measurement, within each digit so that a knob does not turn a 7 into a 1
 (`docs/KNOBS.md` says how well each one edits). Fashion-MNIST's knobs lead towards a class. One step is one standard
-deviation of the training codes along the knob; the knobs add to the raw sliders below."""
+deviation of the training codes along the knob; the knobs add to the raw sliders below. The **faces** knobs (smile,
+glasses, beard, skin tone) come from the factors each training face was drawn with, and a face reader measured them
+(`docs/FACES.md`): there +2 adds the whole attribute vector, and skin tone moves one tone per step."""
+
+KNOB_GRID = """**Vector arithmetic** (White 2016, *Sampling Generative Networks*). A knob is a vector: for the faces, the mean
+code of the smiling faces minus the mean code of the others. Add it to a face's μ and decode: the first row is the
+start image above (if any), then example faces, each from −2 to +2 along the knob picked above (on digits, the first
+row is z = 0, the average digit). Smiling − not smiling + your face = your face, smiling."""
 
 ANALOGY = """**Your handwriting as every digit.** `mnist-cvae` is a *conditional* VAE (Sohn et al. 2015): its encoder sees
 the image and its label, its decoder z and a label. The label carries the digit, so z is free to carry the rest: the
@@ -104,3 +111,9 @@ the grid beside it decodes z over the prior's quantiles, as in the Keras VAE exa
 CHANNELS = """A photo autoencoder's latent is not a vector but a small image: 4 channels at 1/8 of the photo's size. There
 is no single dimension to turn, so each slider here adds a constant to one **latent channel** everywhere and decodes
 the result — the channels carry colour and brightness more than objects, which is why Stable Diffusion works on them."""
+
+EIGEN = """**PCA, the linear cousin.** A linear autoencoder with k hidden units learns the span of PCA's first k axes
+(Baldi & Hornik 1989), so PCA with the VAE's k is the baseline beside every reconstruction. Its axes are images: on
+faces, the *eigenfaces* of Turk & Pentland 1991. Each is one fixed pattern added in proportion; the VAE's decoder is
+non-linear, so moving one latent dimension can move a mouth, change a colour or put on glasses, and its
+reconstructions beat PCA's at the same k (the model card gives both MSEs)."""

@@ -187,7 +187,15 @@ def main(argv=None) -> None:
     pca = fit_pca(train_images.flatten(1), c.latent_dim)
     pca_mse = (pca.reconstruct(grey.images.flatten(1)) - grey.images.flatten(1)).pow(2).mean(1)
     save_file({"mean": pca.mean.float(), "components": pca.components.float()}, str(folder / "pca.safetensors"))
-    save_file(latent_map_tensors(mu, grey.labels), str(folder / "latent_map.safetensors"))
+    tensors, meta = latent_map_tensors(mu, grey.labels), None
+    if c.dataset == "faces":  # the map can also be coloured by each drawn factor, as the visitor picks
+        from vae_demo.datasets.faces import face_colourings, load_faces
+
+        colourings = face_colourings(load_faces(Path(args.data_root) / "faces-test")[1][: len(mu)])
+        tensors.update({f"by:{name}": v for name, (v, _) in colourings.items()})
+        meta = {"colourings": json.dumps({"skin tone": list(c.class_names or []),
+                                          **{name: names for name, (_, names) in colourings.items()}})}
+    save_file(tensors, str(folder / "latent_map.safetensors"), metadata=meta)
 
     stats = json.loads((folder / "latent_stats.json").read_text()) if (folder / "latent_stats.json").exists() else {}
     stats.update({

@@ -1,4 +1,5 @@
-"""The Latent map tab: the test set's μ in 2-D, coloured by class; click to decode a point, mark your own image."""
+"""The Latent map tab: the test set's μ in 2-D, coloured by class (faces: by a factor the visitor picks); click to
+decode a point, mark your own image."""
 
 import gradio as gr
 
@@ -11,29 +12,34 @@ from .common import MODEL_QUEUE, NOT_IN_API, Tab, caps, example_rows, memo, user
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
     first = service.model_names()[0]
 
-    def map_outputs(m, point=None, image=None):
+    def map_outputs(m, point=None, image=None, colour=None):
         if not service.has_latent_map(m):
             return gr.update(value=None), gr.update(value=None), gr.update(), gr.update(), None
         (xlo, xhi), (ylo, yhi) = service.map_range(m)
-        img, decoded, pt = service.map_view(m, point, image)
+        colour = colour if colour in service.map_colourings(m) else None  # a choice left from another model: its classes
+        img, decoded, pt = service.map_view(m, point, image, colour)
         u = gr.update(minimum=round(xlo, 2), maximum=round(xhi, 2), value=round(pt[0], 3) if pt else 0)
         v = gr.update(minimum=round(ylo, 2), maximum=round(yhi, 2), value=round(pt[1], 3) if pt else 0)
         return img, decoded, u, v, pt
 
     @user_errors
-    def click(m, evt: gr.SelectData):
-        return map_outputs(m, service.map_pixel_to_point(m, *evt.index))
+    def click(m, colour, evt: gr.SelectData):
+        return map_outputs(m, service.map_pixel_to_point(m, *evt.index), colour=colour)
 
     @user_errors
-    def moved(m, u, v):
-        return map_outputs(m, (u, v))
+    def moved(m, u, v, colour):
+        return map_outputs(m, (u, v), colour=colour)
 
     @user_errors
-    def mark(m, image):
-        return map_outputs(m, None, image)
+    def mark(m, image, colour):
+        return map_outputs(m, None, image, colour)
 
-    def mark_upload(m, image):
-        return mark(m, image) if image is not None else [gr.skip()] * 5
+    def mark_upload(m, image, colour):
+        return mark(m, image, colour) if image is not None else [gr.skip()] * 5
+
+    @user_errors
+    def recolour(m, colour, point):
+        return map_outputs(m, point, colour=colour)
 
     with gr.Tab("Latent map", id="map", visible="latent_map" in caps(service, first)) as tab:
         gr.Markdown(texts.LATENT_MAP)
@@ -41,6 +47,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                              visible=not service.has_latent_map(first))
         with gr.Row(visible=service.has_latent_map(first)) as row:
             with gr.Column(scale=3):
+                first_colourings = service.map_colourings(first)
+                colour = gr.Radio(first_colourings, value=first_colourings[0] if first_colourings else None,
+                                  label="Colour the map by", visible=bool(first_colourings), elem_id="map-colour")
                 img = gr.Image(label="Test-set means, PCA of μ (click to decode a point)", format="png",
                                interactive=False, elem_id="map-image")
             first_manifold = service.manifold(first)
@@ -57,11 +66,13 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         point = gr.State(None)
 
     outs = [img, out, u, v, point]
-    examples.click(lambda row: row[0], examples, image, **NOT_IN_API).then(mark, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
-    img.select(click, [model], outs, **NOT_IN_API, **MODEL_QUEUE)
-    gr.on([u.input, v.input], moved, [model, u, v], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
-    mark_btn.click(mark, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
-    image.input(mark_upload, [model, image], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    examples.click(lambda row: row[0], examples, image, **NOT_IN_API).then(mark, [model, image, colour], outs, preprocess=False,
+                                                                         **NOT_IN_API, **MODEL_QUEUE)
+    img.select(click, [model, colour], outs, **NOT_IN_API, **MODEL_QUEUE)
+    gr.on([u.input, v.input], moved, [model, u, v, colour], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
+    mark_btn.click(mark, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    image.input(mark_upload, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    colour.input(recolour, [model, colour, point], outs, **NOT_IN_API, **MODEL_QUEUE)
 
     @memo
     def refresh(m):
@@ -71,10 +82,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         img_, out_, u_, v_ = map_outputs(m, (0.0, 0.0) if has else None)[:4]  # the page opens on the centre, decoded
         if isinstance(u_, dict):
             u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
+        options = service.map_colourings(m)
         return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),
+                gr.update(choices=options, value=options[0] if options else None, visible=bool(options)),
                 gr.update(visible=has), gr.update(visible=not has),
                 gr.update(value=img_, label="Test-set means μ: the whole latent space (click to decode exactly that z)" if grid
                           is not None else "Test-set means, PCA of μ (click to decode a point)"), out_, u_, v_,
                 gr.update(visible=grid is not None), grid]
 
-    return Tab(outputs=[tab, examples, row, no_map, img, out, u, v, manifold_col, manifold], refresh=refresh)
+    return Tab(outputs=[tab, examples, colour, row, no_map, img, out, u, v, manifold_col, manifold], refresh=refresh)

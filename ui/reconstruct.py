@@ -27,6 +27,10 @@ def handlers(service: DemoService, first: str) -> SimpleNamespace:
         seen, err, posterior, chart, pca = service.explain(image, model, frame=frame)
         return seen, err, posterior, chart, gr.update(value=pca, visible=pca is not None)
 
+    @user_errors
+    def eigen(model: str = first):
+        return png_file(service.eigen(model))
+
     n_out = {reconstruct: 3, explain: 5}
 
     def from_sketch(fn, source=None):
@@ -60,7 +64,7 @@ def handlers(service: DemoService, first: str) -> SimpleNamespace:
             return from_sketch(fn)(sketch, model, frame) if source == "sketch" else from_upload(fn)(image, model, frame)
         return run
 
-    return SimpleNamespace(reconstruct=reconstruct, explain=explain, from_sketch=from_sketch, from_upload=from_upload,
+    return SimpleNamespace(reconstruct=reconstruct, explain=explain, eigen=eigen, from_sketch=from_sketch, from_upload=from_upload,
                            reconstruct_sketch=reconstruct_sketch, rerun=rerun)
 
 
@@ -93,12 +97,17 @@ def layout(service: DemoService, first: str) -> SimpleNamespace:
                                   height=150, object_fit="contain", elem_classes="pixelated")
                 with gr.Accordion("All metrics (JSON)", open=False):
                     metrics = gr.JSON(label="Metrics")
+        with gr.Accordion("PCA's axes beside the VAE's: eigenfaces, eigendigits (the /eigen endpoint)", open=False):
+            gr.Markdown(texts.EIGEN)
+            eigen_btn = gr.Button("Show the axes")
+            eigen = gr.Image(label="PCA: the mean, then its axes · VAE: decode(0), then +2 along its top dimensions",
+                             format="png", interactive=False, elem_classes="pixelated", elem_id="eigen")
         source = gr.State("upload")  # what the person gave last: "upload" (or an example) or "sketch"
         # The switch's value as a State: the API's /reconstruct keeps its two parameters (image, model), framing on.
         framed = gr.State(True)
         api_only = gr.Button(visible=False)  # /reconstruct_sketch's trigger: the page never presses it
     return SimpleNamespace(sketch=sketch, image=image, frame=frame, button=button, examples=examples, source=source,
-                           framed=framed, api_only=api_only, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
+                           eigen_btn=eigen_btn, eigen=eigen, framed=framed, api_only=api_only, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
 
 
 def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
@@ -122,6 +131,7 @@ def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
     # The API's way to send what a sketchpad holds ({"background", "layers", "composite"}): /reconstruct's image
     # parameter takes a file only.
     answered(c.api_only.click, h.reconstruct_sketch, [c.sketch, model, c.framed], answer, api_name="reconstruct_sketch", **q)
+    answered(c.eigen_btn.click, h.eigen, [model], [c.eigen], api_name="eigen", **q)
     c.frame.change(lambda on: on, c.frame, c.framed, **NOT_IN_API)
     inputs = [c.source, c.image, c.sketch, model, c.frame]
     answered(c.frame.input, h.rerun(h.reconstruct), inputs, answer, **NOT_IN_API, **q).success(

@@ -91,9 +91,14 @@ def handlers(service: DemoService, first: str, n_sliders: int) -> SimpleNamespac
         edited, measured = service.edit(image, model, attribute, amount)
         return png_file(edited), measured
 
+    @user_errors
+    def knob_grid(model: str = first, attribute: str = "smile", image=None, n_faces: int = 4, seed: int = 0):
+        picture, info = service.knob_grid(model, attribute, image, n_faces, seed)
+        return png_file(picture), info
+
     return SimpleNamespace(zero_z=zero_z, slider_updates=slider_updates, encode=encode, from_image=from_image,
                            from_upload=from_upload, from_sketch=from_sketch, random=random, reset=reset,
-                           slider_update=slider_update, traverse_current=traverse_current, edit=edit)
+                           slider_update=slider_update, traverse_current=traverse_current, edit=edit, knob_grid=knob_grid)
 
 
 def knob_panel(knob_list: list) -> SimpleNamespace:
@@ -149,11 +154,21 @@ def layout(service: DemoService, first: str, n_sliders: int, z0: list) -> Simple
                                for i in range(n_sliders)]
         trav = gr.Image(label="Traversal: each row sets one dimension from -3 to +3, the others stay at the current z",
                         format="png", interactive=False)
+        with gr.Accordion("Vector arithmetic: faces against a knob (the /knob_grid endpoint)", open=True,
+                          visible=bool(service.knobs(first)), elem_id="knob-grid-box") as grid_box:
+            gr.Markdown(texts.KNOB_GRID)
+            with gr.Row():
+                grid_n = gr.Slider(0, 8, value=4, step=1, label="Example faces (rows)", scale=2)
+                grid_btn = gr.Button("Grid along the knob picked above", variant="primary", scale=1)
+            grid_img = gr.Image(label="rows: faces · columns: −2 … +2 along the knob", format="png", interactive=False,
+                                elem_classes="pixelated", elem_id="knob-grid")
+            grid_read = gr.JSON(label="What each tile reads as, row by row", open=False)
         with gr.Accordion("μ of the image (latent means, JSON)", open=False):
             mu = gr.JSON(label="μ")
     return SimpleNamespace(tab=tab, base_z=base_z, image=image, enc=enc, examples=examples, draw_box=draw_box,
                            sketch=sketch, seed=seed, rand=rand, reset_btn=reset_btn, out=out, trav_btn=trav_btn,
-                           sliders=sliders, trav=trav, mu=mu, **vars(panel))
+                           sliders=sliders, trav=trav, mu=mu, grid_box=grid_box, grid_n=grid_n, grid_btn=grid_btn,
+                           grid_img=grid_img, grid_read=grid_read, **vars(panel))
 
 
 def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
@@ -177,6 +192,8 @@ def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
     c.trav_btn.click(h.traverse_current, [model, c.base_z, *moved], [c.trav], **NOT_IN_API, **q)
     answered(c.edit_btn.click, h.edit, [c.image, model, c.attribute, c.amount], [c.edited, c.measured], api_name="edit",
              preprocess=False, **q)
+    answered(c.grid_btn.click, h.knob_grid, [model, c.attribute, c.image, c.grid_n, c.seed], [c.grid_img, c.grid_read],
+             api_name="knob_grid", preprocess=False, **q)
 
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -198,7 +215,9 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         z = service.encode(ex[0], m) if ex else h.zero_z(m)  # open on an example's μ: a knob then edits a digit
         return [gr.update(visible=shown), gr.Dataset(samples=example_rows(service, m)), z,
                 service.decode(z, m) if shown else None, gr.update(visible=drawable(service, m)), knob_choices(m),
-                gr.update(visible=bool(service.knobs(m))), ex[0] if ex else None, *h.slider_updates(m, z)]
+                gr.update(visible=bool(service.knobs(m))), gr.update(visible=bool(service.knobs(m))), ex[0] if ex else None,
+                *h.slider_updates(m, z)]
 
-    return Tab(outputs=[c.tab, c.examples, c.base_z, c.out, c.draw_box, c.attribute, c.edit_box, c.image, *c.sliders, *c.knobs],
+    return Tab(outputs=[c.tab, c.examples, c.base_z, c.out, c.draw_box, c.attribute, c.edit_box, c.grid_box, c.image,
+                        *c.sliders, *c.knobs],
                refresh=refresh)

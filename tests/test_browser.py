@@ -31,7 +31,7 @@ def server():
 
     assert Path(CHROMIUM).exists(), "browser tests need Debian's Chromium: apt-get install -y chromium"
     demo = app.create_demo(["mnist", "dsprites", "mnist-2d", "mnist-cvae", "mnist-beta-0.25", "mnist-beta-1", "mnist-beta-4",
-                            "mnist-beta-16"], "cpu")
+                            "mnist-beta-16", "faces"], "cpu")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -63,11 +63,11 @@ def page(browser, server):
     ctx.close()
 
 
-def image_at(page, selector: str) -> Image.Image:
+def image_at(page, selector: str, mode: str = "L") -> Image.Image:
     """The picture an <img> currently shows, fetched as the browser would."""
     src = page.locator(selector).first.get_attribute("src")
     assert src, f"no image at {selector}"
-    return Image.open(io.BytesIO(httpx.get(src).content)).convert("L")
+    return Image.open(io.BytesIO(httpx.get(src).content)).convert(mode)
 
 
 def not_blank(img: Image.Image) -> bool:
@@ -426,3 +426,49 @@ def test_the_2d_model_shows_its_whole_latent_space_and_the_manifold(page):
     assert not_blank(image_at(page, "#manifold img"))
     page.wait_for_selector("text=the whole latent space")
     shot(page, "latent_map_2d")
+
+
+def test_faces_samples_and_the_smile_knob(page):
+    """Pick faces, see colour samples, turn the smile knob: the face reader sees more smile; the grid comes."""
+    import torch
+
+    from vae_demo.models.face_reader import evidence, read_logits, reader_for
+
+    def smile(img: Image.Image) -> float:
+        x = torch.from_numpy(np.asarray(img.convert("RGB").resize((64, 64), Image.BOX), np.float32) / 255).permute(2, 0, 1)
+        return float(evidence(read_logits(reader_for("faces"), x[None]), "smile")[0])
+
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name="faces").click()
+    page.wait_for_selector("text=trained on faces")
+    page.locator("button[data-tab-id=sample]:visible").first.click()
+    page.wait_for_selector("#samples img", state="visible")
+    colour = 0.0
+    for _ in range(40):  # the sheet of the model shown before is replaced by the faces'
+        samples = np.asarray(image_at(page, "#samples img", "RGB"), np.float32)
+        colour = np.abs(samples[..., 0] - samples[..., 2]).mean()
+        if colour > 5:
+            break
+        page.wait_for_timeout(500)
+    assert samples.std() > 20 and colour > 5  # faces, in colour
+    shot(page, "faces_samples")
+    page.get_by_role("tab", name="Latent sliders").click()
+    page.wait_for_selector("#knobs :text('smile')")
+    pick_example(page, 1, "Start from an image")  # an example face: the sliders jump to its μ
+    page.wait_for_timeout(2500)
+    out = "#slider-image img"
+    knobs = page.locator("#knobs input[type='range']:visible")
+    names = page.locator("#knobs").inner_text()
+    i = [n for n in ("skin tone", "glasses", "smile", "beard") if n in names].index("smile")
+    drag(page, knobs.nth(i), 0.12)  # about -3
+    page.wait_for_timeout(2500)
+    frown = image_at(page, out, "RGB")
+    drag(page, knobs.nth(i), 0.88)  # about +3
+    page.wait_for_timeout(2500)
+    grin = image_at(page, out, "RGB")
+    assert smile(grin) > smile(frown) + 1.0
+    shot(page, "faces_smile_knob")
+    page.get_by_role("button", name="Grid along the knob picked above").click()
+    page.wait_for_selector("#knob-grid img", state="visible", timeout=15_000)
+    page.wait_for_timeout(1000)
+    assert not_blank(image_at(page, "#knob-grid img"))

@@ -10,6 +10,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageFont
 
+import matplotlib.pyplot  # noqa: E402,F401  imported here, once, in the importing thread: Gradio switches the backend in
+# every event's thread, and a first import of pyplot racing that switch fails as a circular import
+
 _LOCK = threading.Lock()  # pyplot's state machine is not thread-safe; the app serves several users at once
 INK, MUTED, ACCENT, PRIOR = "#1f2937", "#9ca3af", "#ea580c", "#6366f1"
 

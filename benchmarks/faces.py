@@ -1,13 +1,14 @@
 """What the faces VAE keeps, read by the face reader: issue #26's floors on held-out faces.
 
-    python benchmarks/faces.py [--data-root ../data] [--n 2000]
+    python benchmarks/faces.py [--data-root ../data] [--n 2000] [--pictures docs]
 
 - Reconstructions keep the factors: the reader's reading of decode(μ) against each face's true labels (skin tone,
   glasses, beard; smile over the faces whose mouth is in one of its two groups), beside the reader on the faces
   themselves (its own accuracy: the ceiling).
 - Samples look like faces: of 64 prior samples, the share the reader gives a skin tone with ≥ 50 % confidence, and
   how much they differ from each other.
-Prints JSON.
+Prints JSON. With --pictures DIR, also draws docs/FACES.md's pictures there: held-out faces with the VAE's and PCA's
+reconstructions, 64 prior samples, an interpolation, the eigenfaces beside the VAE's axes, and a grid per knob.
 """
 
 import argparse
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default="../data")
     p.add_argument("--n", type=int, default=2000, help="held-out faces")
+    p.add_argument("--pictures", default=None, help="folder to draw docs/FACES.md's pictures in")
     args = p.parse_args(argv)
     vae, reader = load_vae("faces"), load_classifier(CHECKPOINTS_DIR / "classifiers" / "faces")
     images, rows = load_faces(Path(args.data_root) / "faces-test", mmap=False)
@@ -55,7 +57,26 @@ def main(argv=None) -> int:
         "samples_mean_pairwise_mse": round(float(spread[~torch.eye(64, dtype=torch.bool)].mean()), 4),
     }
     print(json.dumps(result, indent=1))
+    if args.pictures:
+        pictures(vae, x[:8], rec[:8], Path(args.pictures))
     return 0
+
+
+def pictures(vae, x: torch.Tensor, rec: torch.Tensor, out: Path) -> None:
+    from vae_demo.analysis.evaluation_files import evaluation_of
+    from vae_demo.imaging.charts import labelled_grid
+    from vae_demo.serving.service import DemoService
+
+    service = DemoService.from_sources(["faces"], torch.device("cpu"))
+    pca = evaluation_of(vae).pca.reconstruct(x.flatten(1)).clamp(0, 1).view_as(x)
+    labelled_grid(torch.cat([x, rec, pca]), len(x), ["held-out faces", "VAE: decode(μ)", f"PCA, k = {vae.config.latent_dim}"],
+                  scale=2, axis=None).save(out / "faces_reconstructions.png")
+    service.sample("faces", 64, 0)[0].save(out / "faces_samples.png")
+    examples = service.examples("faces")
+    service.interpolate(examples[0], examples[9], "faces", 10, "slerp")[0].save(out / "faces_interpolation.png")
+    service.eigen("faces").save(out / "faces_eigen.png")
+    for name, _ in service.knobs("faces"):
+        service.knob_grid("faces", name, None, 4, 0)[0].save(out / f"faces_knob_{name}.png")
 
 
 if __name__ == "__main__":

@@ -128,10 +128,42 @@ async def discover(app: GradioHTTP, model: str, ex: list, sketch: str) -> tuple:
         build = build_from_info(info, api, {**values, **extra.get(api, {})}, slider_value if api == "slider_update" else None)
         eps.append(Endpoint(name, api, ex[: build.n_images], build))
         labels[name] = label
+    for ep in faces_endpoints(info, names):
+        eps.append(ep)
+        labels[ep.name] = FACES_LABELS[ep.name]
     for ep in sketch_endpoints(info, model, sketch):
         eps.append(ep)
         labels[ep.name] = "(280×280 drawing, model)" if ep.name != "floor_280" else "(no-op echo of the same 280×280 PNG, on the floor)"
     return eps, labels, latent_dim
+
+
+FACES_LABELS = {
+    "floor_face_192": "(no-op echo of a 192×192 colour PNG: faces /reconstruct's answer size, on the floor)",
+    "faces_reconstruct": "(a 64×64 face, faces): against the floor's echo of its answer's size",
+    "floor_face_sheet": "(no-op echo of a 548×548 colour PNG: faces /sample's sheet size, on the floor)",
+    "faces_sample_64": "(n=64, faces): against the floor's echo of its sheet's size",
+}
+
+
+def faces_endpoints(info: dict, names: set) -> list:
+    """faces /reconstruct and /sample (64), each against the floor's echo of a colour image of its answer's size
+    (a 64 px face at the page's 3x; the 8 x 8 sheet of 64 px faces)"""
+    folder = REPO / "checkpoints" / "faces" / "examples"
+    faces = sorted(folder.glob("*.png"))
+    if "faces" not in names or not faces:
+        return []
+    from PIL import Image
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-faces-"))
+    files = {}
+    for name, side in (("floor_face_192", 192), ("floor_face_sheet", 8 * (64 + 4) + 4)):
+        files[name] = str(tmp / f"{name}.png")
+        Image.open(faces[0]).convert("RGB").resize((side, side), Image.NEAREST).save(files[name])
+    values = {"model": "faces", "n": 64, "seed": lambda i: i, "temperature": 1.0}
+    return [Endpoint("floor_face_192", "echo", [files["floor_face_192"]], lambda f, i: [f[0]]),
+            Endpoint("faces_reconstruct", "reconstruct", [str(faces[0])], lambda f, i: [f[0], "faces"], floor="floor_face_192"),
+            Endpoint("floor_face_sheet", "echo", [files["floor_face_sheet"]], lambda f, i: [f[0]]),
+            Endpoint("faces_sample_64", "sample", [], build_from_info(info, "sample", values), floor="floor_face_sheet")]
 
 
 def floor_endpoint(ex: list) -> Endpoint:

@@ -10,28 +10,39 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageFont
 
-import matplotlib.pyplot  # noqa: E402,F401  imported here, once, in the importing thread: Gradio switches the backend in
-# every event's thread, and a first import of pyplot racing that switch fails as a circular import
-
-_LOCK = threading.Lock()  # pyplot's state machine is not thread-safe; the app serves several users at once
+_LOCK = threading.Lock()  # matplotlib's text and font caches are shared; the app serves several users at once
 INK, MUTED, ACCENT, PRIOR = "#1f2937", "#9ca3af", "#ea580c", "#6366f1"
 
 
-def _plt():
-    import matplotlib
+class _Figures:
+    """matplotlib's object-oriented API on an Agg canvas, without pyplot (as matplotlib advises for web servers): no
+    global figure registry to lock or close, no backend to choose, and no pyplot import in a worker thread, which
+    would race the backend switch Gradio makes in every event's thread."""
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args, figsize=None, dpi=None, **kw):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize, dpi=dpi)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(*args, **kw)
+
+    @staticmethod
+    def get_cmap(name: str):
+        from matplotlib import colormaps
+
+        return colormaps[name]
+
+
+def _plt() -> _Figures:
+    return _Figures()
 
 
 def _to_pil(fig) -> Image.Image:
-    """Render and close: the Agg canvas's pixels straight into PIL (no PNG round trip)."""
+    """Render: the Agg canvas's pixels straight into PIL (no PNG round trip)."""
     fig.canvas.draw()
-    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
-    _plt().close(fig)
-    return img
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
 
 
 def _label_font(size: int):

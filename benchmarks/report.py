@@ -105,7 +105,7 @@ def targets_table(res: dict) -> str:
         r, ci = e["ratio_p50"], tuple(e["ratio_p50_ci"])
         rows.append(
             [
-                f"`/{e['api_name']}` p50 / floor p50",
+                f"`/{e['api_name']}`" + (" (faces)" if name.startswith("faces_") else "") + " p50 / floor p50",
                 f"≤ {limit}×" + (f" (aim {aim}×)" if aim is not None else ""),
                 f"{x(r)} [{x(ci[0])}–{x(ci[1])}]",
                 verdict(r, limit, aim, ci=ci),

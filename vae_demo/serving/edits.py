@@ -14,7 +14,7 @@ from vae_demo.models.classifier import classifier_for
 from vae_demo.models.face_reader import UNITS, read, reader_for, readings, words
 from vae_demo.analysis.directions import MAX_AMOUNT, Direction, edit_latent
 from vae_demo.imaging.uploads import ImageInput
-from vae_demo.serving.inference import InputError, _int, condition, image_tensor, is_spatial, require
+from vae_demo.serving.inference import InputError, condition, image_tensor, is_spatial, require
 from vae_demo.analysis.evaluation_files import evaluation_of
 from vae_demo.analysis.morphometry import ATTRIBUTES, measure
 
@@ -96,17 +96,17 @@ MAX_GRID_FACES = 8
 
 
 @torch.inference_mode()
-def knob_grid(vae, attribute, images: list, frame: bool = True, amounts=GRID_AMOUNTS, centre: bool = True) -> tuple:
-    """Vector arithmetic: the prior's centre z = 0 (with centre) and each image's μ, moved along a named knob by each
-    amount -> ((R * A, C, H, W) row by row, one dict per tile of what the reader or the measurements read)"""
-    d = find_direction(vae, attribute)
+def knob_grid(vae, d: Direction, images: list, frame: bool = True, amounts=GRID_AMOUNTS, centre: bool = True) -> tuple:
+    """Vector arithmetic: the prior's centre z = 0 (with centre) and each image's μ, moved along the knob d
+    (find_direction) by each amount -> ((R * A, C, H, W) row by row, one dict per tile of what the reader or the
+    measurements read)"""
     mus = [torch.zeros(1, vae.config.latent_dim, device=vae.device)] if centre else []
     mus += [vae.encode(image_tensor(vae, im, frame=frame))[0] for im in images]
     mu = torch.cat(mus)
     a = torch.tensor(amounts, dtype=mu.dtype, device=mu.device)
     z = edit_latent(mu.repeat_interleave(len(amounts), 0), d, a.repeat(len(mu)))
     tiles = vae.decode(z)
-    return tiles, d, _readings(vae, directions_of(vae), tiles)
+    return tiles, _readings(vae, directions_of(vae), tiles)
 
 
 @torch.inference_mode()

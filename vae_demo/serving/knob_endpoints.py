@@ -12,7 +12,7 @@ from vae_demo.device import batch_threads
 from vae_demo.analysis.directions import edit_latent
 from vae_demo.imaging.uploads import image_arg
 from vae_demo.imaging.render import display_scale, grid, to_pil
-from vae_demo.serving.inference import InputError
+from vae_demo.serving.inference import InputError, _int
 
 
 class KnobEndpoints:
@@ -50,8 +50,8 @@ class KnobEndpoints:
 
         self.calls["knob_grid"] += 1
         vae = self.registry.get(model)
-        n = edits._int(n_faces, "n_faces", 0, edits.MAX_GRID_FACES)
-        seed = edits._int(seed, "seed", 0, 2**31 - 1)
+        n = _int(n_faces, "n_faces", 0, edits.MAX_GRID_FACES)
+        seed = _int(seed, "seed", 0, 2**31 - 1)
         d = edits.find_direction(vae, attribute)
         pool = self.examples(model)
         picked = random.Random(seed).sample(pool, min(n, len(pool)))
@@ -63,7 +63,7 @@ class KnobEndpoints:
         if not rows:
             raise InputError("Give an image or ask for at least one example face (n_faces ≥ 1).")
         with batch_threads(len(rows) * len(edits.GRID_AMOUNTS)):
-            tiles, d, read = edits.knob_grid(vae, d.name, [im for label, im in rows if im is not None],
+            tiles, read = edits.knob_grid(vae, d, [im for label, im in rows if im is not None],
                                              frame=bool(frame), centre=centre)
         k = len(edits.GRID_AMOUNTS)
         picture = labelled_grid(tiles, k, [label for label, _ in rows], scale=max(1, 128 // vae.config.image_size),

@@ -12,10 +12,10 @@ from typing import Optional, Sequence
 import torch
 
 from vae_demo.models.classifier import classifier_for
-from vae_demo.models.face_reader import read, reader_for, readings, words as face_words
 from vae_demo.device import batch_threads
 from vae_demo.imaging.framing import SceneError, frame as frame_like_training
 from vae_demo.imaging.uploads import ImageInput, prepare
+from vae_demo.serving.verdicts import verdict
 from vae_demo.analysis.evaluation_files import evaluation_of
 from vae_demo.models.protocol import LoadedModel
 from vae_demo.models.vae import VAE
@@ -186,36 +186,6 @@ def condition(vae, x: torch.Tensor, label=None):
         raise InputError(f"{vae.info.name} is conditional and has no classifier to read the label: give the label.")
     y = clf.predict(x).argmax(1)
     return y[0] if len(x) == 1 else y
-
-
-def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
-    """What the dataset's bundled classifier reads in the input and in its reconstruction (empty if it has none):
-    input_class / reconstruction_class (class names) and their confidences (softmax probabilities)."""
-    try:
-        if vae.config.dataset == "faces":
-            return face_verdict(vae, x, x_hat)
-        clf = classifier_for(vae.config.dataset, vae.device)
-    except Exception:  # a damaged optional file must not stop the model from serving (as in analysis/evaluation_files.py)
-        clf = None
-    if clf is None or x.shape[-1] != clf.config.image_size or x.shape[1] != clf.config.channels:
-        return {}
-    p = clf.predict(torch.cat([x, x_hat]).to(vae.device))
-    conf, idx = p.max(dim=1)
-    names = clf.config.class_names or [str(i) for i in range(p.shape[1])]
-    return {"input_class": names[int(idx[0])], "input_confidence": float(conf[0]),
-            "reconstruction_class": names[int(idx[1])], "reconstruction_confidence": float(conf[1])}
-
-
-def face_verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
-    """What the face reader reads in a face and in its reconstruction: input_reading / reconstruction_reading (P %
-    of smile, glasses, beard; the expected skin tone 1..7) and each in words ("smiling · glasses · no beard · skin 3
-    of 7"); empty without the reader or for another image size"""
-    reader = reader_for("faces", vae.device)
-    if reader is None or x.shape[-1] != reader.config.image_size or x.shape[1] != reader.config.channels:
-        return {}
-    probs = read(reader, torch.cat([x, x_hat]))
-    return {"input_reading": readings(probs, 0), "reconstruction_reading": readings(probs, 1),
-            "input_reads_as": face_words(probs, 0), "reconstruction_reads_as": face_words(probs, 1)}
 
 
 def _reconstruct_photo(vae, x: torch.Tensor, n_posterior: int) -> Reconstruction:

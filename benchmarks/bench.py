@@ -131,6 +131,9 @@ async def discover(app: GradioHTTP, model: str, ex: list, sketch: str) -> tuple:
     for ep in faces_endpoints(info, names):
         eps.append(ep)
         labels[ep.name] = FACES_LABELS[ep.name]
+    for ep in impute_endpoints(info, names, ex):
+        eps.append(ep)
+        labels[ep.name] = IMPUTE_LABELS[ep.name]
     for ep in sketch_endpoints(info, model, sketch):
         eps.append(ep)
         labels[ep.name] = "(280×280 drawing, model)" if ep.name != "floor_280" else "(no-op echo of the same 280×280 PNG, on the floor)"
@@ -164,6 +167,29 @@ def faces_endpoints(info: dict, names: set) -> list:
             Endpoint("faces_reconstruct", "reconstruct", [str(faces[0])], lambda f, i: [f[0], "faces"], floor="floor_face_192"),
             Endpoint("floor_face_sheet", "echo", [files["floor_face_sheet"]], lambda f, i: [f[0]]),
             Endpoint("faces_sample_64", "sample", [], build_from_info(info, "sample", values), floor="floor_face_sheet")]
+
+
+IMPUTE_LABELS = {
+    "floor_impute_row": "(no-op echo of a 1048×120 colour PNG: /impute's row of nine tiles, on the floor)",
+    "impute": "(image, mnist, bottom half, metropolis, n=8; row, JSON, spread): against the floor's echo of its row's size",
+}
+
+
+def impute_endpoints(info: dict, names: set, ex: list) -> list:
+    """/impute with its defaults (issue #28: within 5x Gradio's floor of the same output size): a test digit's bottom
+    half filled in eight times, against the floor's echo of an image of its row's size (nine 112 px tiles)"""
+    if "/impute" not in info["named_endpoints"] or "mnist" not in names:
+        return []
+    from PIL import Image
+
+    path = Path(tempfile.mkdtemp(prefix="bench-impute-")) / "row.png"
+    row = Image.new("RGB", (9 * (112 + 4) + 4, 120), "white")
+    for k in range(9):
+        row.paste(Image.open(ex[k % len(ex)]).convert("RGB").resize((112, 112), Image.NEAREST), (4 + k * 116, 4))
+    row.save(path)
+    values = {"model": "mnist", "mask": "bottom half", "method": "metropolis", "n": 8, "seed": lambda i: i}
+    return [Endpoint("floor_impute_row", "echo", [str(path)], lambda f, i: [f[0]]),
+            Endpoint("impute", "impute", ex[7:8], build_from_info(info, "impute", values), floor="floor_impute_row")]
 
 
 def floor_endpoint(ex: list) -> Endpoint:

@@ -233,3 +233,36 @@ def test_slider_update_decodes_the_sliders_and_refuses_values_outside_them(clien
     with pytest.raises(Exception, match="must be a number from -4 to 4"):
         client.predict("mnist", "abc", *values[1:], api_name="/slider_update")
     assert sliders.checked([1, None, -4.0]) == [1.0, None, -4.0]
+
+
+def test_impute_fills_in_through_the_api(client, examples, tmp_path):
+    row, info, spread = client.predict(handle_file(str(examples[7])), "mnist", "bottom half", "metropolis", 8, 0,
+                                       api_name="/impute")
+    with Image.open(row) as im:
+        assert im.width > 8.5 * im.height  # the masked input, then eight completions, in one row
+    assert len(info["completions"]) == 8 and len(info["reads_as"]) == 8 and 0 <= info["acceptance_rate"] <= 1
+    assert sum(r["reads_as"] == "7" for r in info["reads_as"]) >= 6
+    with Image.open(spread) as im:
+        assert im.size == (224, 224)
+    # a picture as the mask: white where pixels are missing
+    mask = tmp_path / "mask.png"
+    picture = Image.new("L", (28, 28), 0)
+    picture.paste(255, (0, 0, 14, 28))
+    picture.save(mask)
+    _, info, _ = client.predict(handle_file(str(examples[3])), "mnist", handle_file(str(mask)), "pca", 2, 1,
+                                api_name="/impute")
+    assert info["mask"] == "picture" and info["missing_pixels"] == 28 * 14
+
+
+def test_impute_refuses_a_mask_of_another_size_with_a_sentence(client, examples, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "bad.png"
+    Image.new("L", (30, 20), 255).save(bad)
+    with pytest.raises(AppError, match="must be 28×28 or a whole multiple"):
+        client.predict(handle_file(str(examples[3])), "mnist", handle_file(str(bad)), "metropolis", 4, 0,
+                       api_name="/impute")
+    with pytest.raises(AppError, match="method must be one of"):
+        client.predict(handle_file(str(examples[3])), "mnist", "bottom half", "gibbs", 4, 0, api_name="/impute")
+    # the server keeps serving
+    assert client.predict(handle_file(str(examples[3])), "mnist", "top half", "mean", 1, 0, api_name="/impute")[1]["n"] == 1

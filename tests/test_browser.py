@@ -472,3 +472,35 @@ def test_faces_samples_and_the_smile_knob(page):
     page.wait_for_selector("#knob-grid img", state="visible", timeout=15_000)
     page.wait_for_timeout(1000)
     assert not_blank(image_at(page, "#knob-grid img"))
+
+
+def test_fill_in_paint_over_half_a_digit_and_see_completions(page):
+    """Open Fill in (a result on arrival), pick a 7, paint over its lower half: the completions come back as digits,
+    the first tile shows what was painted as missing, and the caption says how many pixels."""
+    page.get_by_role("tab", name="Fill in").click()
+    page.wait_for_selector("#fill-row img", state="visible")  # the first example, its bottom half filled in on arrival
+    assert not_blank(image_at(page, "#fill-row img"))
+    pick_example(page, 7, "Your image")
+    page.wait_for_function("() => document.querySelector('#fill-caption').innerText.includes('as **7**') || "
+                           "document.querySelector('#fill-caption').innerText.includes('reads as 7')", timeout=20_000)
+    page.locator("#fill-editor").scroll_into_view_if_needed()
+    page.wait_for_selector("#fill-editor canvas", state="visible")
+    page.wait_for_timeout(800)
+    before = page.locator("#fill-caption").inner_text()
+    # paint the lower half with wide strokes (the brush is 28 px on a 280 px canvas)
+    draw(page, [[(0.05, y), (0.95, y)] for y in (0.6, 0.7, 0.8, 0.9)], "#fill-editor")
+    page.wait_for_function("b => document.querySelector('#fill-caption').innerText !== b", arg=before, timeout=20_000)
+    page.wait_for_timeout(1500)
+    assert page.locator("#fill-mask input[value='what I paint']").is_checked()
+    caption = page.locator("#fill-caption").inner_text()
+    assert "pixels missing" in caption and "the completions as" in caption
+    row = image_at(page, "#fill-row img", "RGB")
+    assert row.width > 8.5 * row.height  # the masked input, then eight completions
+    a = np.asarray(row, np.float32)
+    tile = row.height
+    masked = a[:, :tile]
+    orange = (np.abs(masked - np.array([234, 88, 12])).sum(-1) < 30).mean()
+    assert orange > 0.15  # the painted part shows as missing in the first tile
+    spread = np.asarray(image_at(page, "#fill-spread img"), np.float32)
+    assert spread[: len(spread) // 3].max() < 5 < spread[len(spread) // 2:].max()  # they differ only where painted
+    shot(page, "fill_in")

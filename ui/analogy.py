@@ -3,6 +3,7 @@
 import gradio as gr
 
 from vae_demo.serving import texts
+from vae_demo.serving.augment import MAX_PER_CLASS
 from vae_demo.serving.service import DemoService
 
 from .common import MODEL_QUEUE, NOT_IN_API, Tab, has_strokes, memo, upload_or_draw, user_errors
@@ -24,6 +25,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         how = "as the classifier reads it" if info["label_from"] == "classifier" else "as you said"
         return row, f"Encoded as a **{info['label']}** ({how}), then decoded with each label 0 … 9: same z, same hand."
 
+    @user_errors
+    def make_dataset(model: str = first or "mnist-cvae", per_class: int = 100, seed: int = 0, progress=gr.Progress()):
+        path, sheet, info = service.augment(model, per_class, seed, progress=lambda f, what: progress(f, desc=what))
+        return path, sheet, info
+
     def from_upload(image, m, label):
         return write(image, m, label) if image is not None else [gr.skip()] * 2
 
@@ -44,6 +50,21 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                 row = gr.Image(label="Your z, decoded with the labels 0 to 9", format="png", interactive=False,
                                elem_classes="pixelated", elem_id="analogy-row")
                 caption = gr.Markdown()
+        with gr.Accordion("Make a dataset: a zip of new labelled digits for training (data augmentation, /augment)",
+                          open=False):
+            gr.Markdown(texts.AUGMENT)
+            with gr.Row():
+                per_class = gr.Slider(1, MAX_PER_CLASS, value=100, step=1, label="Images per class")
+                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+                make = gr.Button("Make the dataset", variant="primary")
+            with gr.Row():
+                preview = gr.Image(label="Eight of each class, one class per row", format="png", interactive=False,
+                                   elem_classes="pixelated", elem_id="augment-preview")
+                with gr.Column():
+                    archive = gr.File(label="The dataset: a folder per label, PNGs, labels.csv", elem_id="augment-file")
+                    summary = gr.JSON(label="What the classifier reads in them")
+    answered(make.click, make_dataset, [cmodel, per_class, seed], [archive, preview, summary], api_name="augment",
+             preprocess=False, **MODEL_QUEUE)
     answered(button.click, analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **MODEL_QUEUE)  # ui/common.py
     image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
     label.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)

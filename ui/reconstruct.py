@@ -25,13 +25,13 @@ def handlers(service: DemoService, first: str) -> SimpleNamespace:
     @user_errors
     def explain(image, model: str = first, frame: bool = True):
         seen, err, posterior, chart, pca = service.explain(image, model, frame=frame)
-        return seen, err, posterior, chart, gr.update(value=pca, visible=pca is not None)
+        return seen, err, posterior, chart, gr.update(value=pca, visible=pca is not None), service.bits(image, model, frame)[1]
 
     @user_errors
     def eigen(model: str = first):
         return png_file(service.eigen(model))
 
-    n_out = {reconstruct: 3, explain: 5}
+    n_out = {reconstruct: 3, explain: 6}
 
     def from_sketch(fn, source=None):
         """While drawing: a blank page (the page opening, the bin) changes nothing. With `source`, also records it."""
@@ -92,6 +92,7 @@ def layout(service: DemoService, first: str) -> SimpleNamespace:
                     pca = gr.Image(label="PCA baseline (linear, same k)", format="png", interactive=False, height=200,
                                    elem_classes="pixelated", visible=False)
                 summary = gr.Markdown(elem_id="summary")
+                bits = gr.Markdown(elem_id="bits")
                 chart = gr.Image(label="μ ± σ and KL per latent dimension", format="png", interactive=False)
                 post = gr.Gallery(label="Posterior samples: decode(μ + σ·ε), ε ~ N(0, I)", format="png", columns=8,
                                   height=150, object_fit="contain", elem_classes="pixelated")
@@ -107,7 +108,7 @@ def layout(service: DemoService, first: str) -> SimpleNamespace:
         framed = gr.State(True)
         api_only = gr.Button(visible=False)  # /reconstruct_sketch's trigger: the page never presses it
     return SimpleNamespace(sketch=sketch, image=image, frame=frame, button=button, examples=examples, source=source,
-                           eigen_btn=eigen_btn, eigen=eigen, framed=framed, api_only=api_only, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca])
+                           eigen_btn=eigen_btn, eigen=eigen, framed=framed, api_only=api_only, answer=[out, metrics, summary], pictures=[seen, err, post, chart, pca, bits])
 
 
 def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
@@ -152,7 +153,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         # the switch comes back on with the example it explains (what the page shows is framed)
         switch = gr.update(value=True, visible=service.registry.get(m).config.framing != "none" if drawable(service, m) else False)
         if not ex:
-            return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), can_draw, switch, True, "upload"]
+            return [rows, None, None, None, "", None, None, [], None, gr.update(value=None, visible=False), "", can_draw, switch, True,
+                    "upload"]
         return [rows, ex[0], *service.reconstruct(ex[0], m), *h.explain(ex[0], m), can_draw, switch, True, "upload"]
 
     return Tab(outputs=[c.examples, c.image, *c.answer, *c.pictures, c.sketch, c.frame, c.framed, c.source], refresh=refresh)

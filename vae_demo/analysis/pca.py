@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from safetensors.torch import load_file
@@ -11,6 +12,10 @@ from safetensors.torch import load_file
 class PCA:
     mean: torch.Tensor  # (F,)
     components: torch.Tensor  # (k, F) orthonormal rows, largest variance first
+    # the data's variance along each axis (k,) and the mean variance of the axes left out: probabilistic PCA's
+    # sigma^2 (Tipping & Bishop 1999), which conditioning on seen pixels needs (analysis/imputation.py)
+    variances: Optional[torch.Tensor] = None
+    noise: Optional[float] = None
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(N, F) -> (N, k) coordinates along the principal axes"""
@@ -32,12 +37,25 @@ def fit_pca(x: torch.Tensor, k: int) -> PCA:
     xc = x - mean
     cov = xc.T @ xc / max(1, len(x) - 1)
     evals, evecs = torch.linalg.eigh(cov)  # ascending
-    comps = evecs[:, torch.argsort(evals, descending=True)[:k]].T
+    order = torch.argsort(evals, descending=True)
+    comps = evecs[:, order[:k]].T
     # Fix each axis's sign (largest entry positive) so refits give the same picture.
     signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
-    return PCA(mean=mean.float().contiguous(), components=(comps * signs).float().contiguous())
+    rest = evals[order[k:]].clamp_min(0)
+    return PCA(mean=mean.float().contiguous(), components=(comps * signs).float().contiguous(),
+               variances=evals[order[:k]].clamp_min(0).float(), noise=float(rest.mean()) if len(rest) else 0.0)
+
+
+def pca_tensors(pca: PCA) -> dict:
+    """-> what pca.safetensors holds"""
+    t = {"mean": pca.mean.float(), "components": pca.components.float()}
+    if pca.variances is not None:
+        t.update(variances=pca.variances.float(), noise=torch.tensor([float(pca.noise)]))
+    return t
 
 
 def load_pca(path: Path) -> PCA:
     t = load_file(str(path))
-    return PCA(mean=t["mean"], components=t["components"])
+    noise = t.get("noise")
+    return PCA(mean=t["mean"], components=t["components"], variances=t.get("variances"),
+               noise=float(noise[0]) if noise is not None else None)

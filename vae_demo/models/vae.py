@@ -218,14 +218,16 @@ class VAE(
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
+    def pixel_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """targets (B, C, H, W), decoder output (B, C, H, W) -> (B, C, H, W) -log p(x|z) of each pixel, in nats"""
+        if self.config.likelihood == "bernoulli":
+            return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+        std = self.config.gaussian_std
+        return 0.5 * ((x - torch.sigmoid(logits)) / std) ** 2 + math.log(std) + 0.5 * math.log(2 * math.pi)
+
     def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """targets (B, C, H, W), decoder output (B, C, H, W) -> (B,) -log p(x|z) in nats"""
-        if self.config.likelihood == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-        else:
-            std = self.config.gaussian_std
-            nll = 0.5 * ((x - torch.sigmoid(logits)) / std) ** 2 + math.log(std) + 0.5 * math.log(2 * math.pi)
-        return nll.flatten(1).sum(1)
+        return self.pixel_nll(x, logits).flatten(1).sum(1)
 
     @staticmethod
     def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -25,11 +25,12 @@ from vae_demo.hub.loading import PHOTO_REPOS, ModelLoadError, bundled_models, hu
 from vae_demo.models.vae import VAE
 from vae_demo.serving.registry import ModelRegistry
 from vae_demo.serving.knob_endpoints import KnobEndpoints
+from vae_demo.serving.application_endpoints import ApplicationEndpoints
 
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
-class DemoService(KnobEndpoints):
+class DemoService(KnobEndpoints, ApplicationEndpoints):
     def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
         self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders

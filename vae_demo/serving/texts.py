@@ -117,3 +117,17 @@ EIGEN = """**PCA, the linear cousin.** A linear autoencoder with k hidden units 
 faces, the *eigenfaces* of Turk & Pentland 1991. Each is one fixed pattern added in proportion; the VAE's decoder is
 non-linear, so moving one latent dimension can move a mouth, change a colour or put on glasses, and its
 reconstructions beat PCA's at the same k (the model card gives both MSEs)."""
+
+FILL_IN = """**Fill in what is missing** (data imputation). A VAE gives every image a probability, so the pixels you hide
+have a distribution given the ones you leave: p(missing | seen) = ∫ p(missing | z) p(z | seen) dz. *metropolis*
+(Mattei & Frellsen 2018) walks z with the encoder as its proposal and accepts each move by the exact likelihood of the
+**seen** pixels; the n completions are draws from it, so where the seen part is ambiguous they disagree (a 7 without
+its bottom may come back a 7 or a 9: the spread map shows where). *pseudo-gibbs* (Rezende et al. 2014) trusts the
+encoder and accepts every move; *pca* is the linear baseline conditioned on the seen pixels; *mean* pastes the
+average image. **Paint over the image** to hide what you paint, or pick a preset. The seen pixels are never changed."""
+
+AUGMENT = """A conditional VAE can be told which digit to write, so it can make **labelled training data**: per class, z ~ N(0, I)
+decoded with that label. The zip has a folder per label, the PNGs in it, and `labels.csv`. Whether such data helps a
+classifier trained on few real digits is measured, not assumed: [docs/APPLICATIONS.md](https://github.com/) (it helps
+with 10 real digits per class, much less with 100). The classifier's reading of every image is given beside the file."""
+

@@ -35,3 +35,24 @@ def face_verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
     probs = read(reader, torch.cat([x, x_hat]))
     return {"input_reading": readings(probs, 0), "reconstruction_reading": readings(probs, 1),
             "input_reads_as": face_words(probs, 0), "reconstruction_reads_as": face_words(probs, 1)}
+
+
+def reads(vae, x: torch.Tensor) -> list:
+    """(B, C, H, W) in [0, 1] -> what the bundled reader reads in each image: [{"reads_as": class name, "confidence":
+    softmax probability}] for digits and clothes, [{"reads_as": "smiling · glasses · no beard · skin 3 of 7"}] for
+    faces; [] without a reader for these images."""
+    try:
+        if vae.config.dataset == "faces":
+            reader = reader_for("faces", vae.device)
+            if reader is None or x.shape[-1] != reader.config.image_size or x.shape[1] != reader.config.channels:
+                return []
+            probs = read(reader, x)
+            return [{"reads_as": face_words(probs, i)} for i in range(len(x))]
+        clf = classifier_for(vae.config.dataset, vae.device)
+    except Exception:  # a damaged optional file must not stop the model from serving
+        return []
+    if clf is None or x.shape[-1] != clf.config.image_size or x.shape[1] != clf.config.channels:
+        return []
+    conf, idx = clf.predict(x.to(vae.device)).max(dim=1)
+    names = clf.config.class_names or [str(i) for i in range(clf.config.n_classes)]
+    return [{"reads_as": names[int(i)], "confidence": round(float(c), 4)} for c, i in zip(conf, idx)]

@@ -25,7 +25,8 @@ from vae_demo.device import pick_device
 from vae_demo.training.evaluate_math import active_units, assign_factors, factor_correlations, iwae_bound, mutual_info_gap
 from vae_demo.hub.loading import load_vae
 from vae_demo.models.vae import VAE
-from vae_demo.analysis.pca import fit_pca
+from vae_demo.analysis.bits import test_bits_per_dim
+from vae_demo.analysis.pca import fit_pca, pca_tensors
 
 FACTOR_LABELS = {"scale": "scale", "orientation": "rotation", "pos_x": "x position", "pos_y": "y position"}
 MSE_QUANTILES = np.linspace(0, 100, 201)  # percentiles of per-image reconstruction MSE (anomaly scale)
@@ -129,6 +130,8 @@ def update_model_card(folder: Path, metrics: dict) -> None:
         f"| test ELBO | {m['elbo']:.2f} nats (reconstruction {m['rec']:.2f} + KL {m['kl']:.2f}) |",
         f"| test NLL{' of x given its label, −log p(x | y)' if m.get('conditional') else ''}, IWAE bound with k = {m['k']} | "
         f"**{m['nll_iwae']:.2f} nats** |",
+        *([f"| bits per dimension (the IWAE bound{'; a density on 8-bit pixels, + 8 bits' if m['likelihood'] != 'bernoulli' else ''}) | "
+           f"{m['bits_per_dim']:.4f} |"] if "bits_per_dim" in m else []),
         f"| reconstruction MSE / PSNR (decode μ, the test inputs) | {m['mse']:.4f} / {m['psnr']:.2f} dB |",
         f"| PCA with k = {m['latent_dim']} (linear baseline) MSE / PSNR | {m['pca_mse']:.4f} / {m['pca_psnr']:.2f} dB |",
         f"| active units (Cov(μ) > 0.01) | {m['active_units']} of {m['latent_dim']} |",
@@ -186,7 +189,7 @@ def main(argv=None) -> None:
 
     pca = fit_pca(train_images.flatten(1), c.latent_dim)
     pca_mse = (pca.reconstruct(grey.images.flatten(1)) - grey.images.flatten(1)).pow(2).mean(1)
-    save_file({"mean": pca.mean.float(), "components": pca.components.float()}, str(folder / "pca.safetensors"))
+    save_file(pca_tensors(pca), str(folder / "pca.safetensors"))
     tensors, meta = latent_map_tensors(mu, grey.labels), None
     if c.dataset == "faces":  # the map can also be coloured by each drawn factor, as the visitor picks
         from vae_demo.datasets.faces import face_colourings, load_faces
@@ -222,6 +225,7 @@ def main(argv=None) -> None:
         **{key: round(v, 4) for key, v in lik.items()},
         "mse": round(m_mse, 6), "psnr": round(10 * math.log10(1 / m_mse), 3),
         "pca_mse": round(p_mse, 6), "pca_psnr": round(10 * math.log10(1 / p_mse), 3),
+        "bits_per_dim": round(test_bits_per_dim(lik["nll_iwae"], c.channels * c.image_size**2, c.likelihood), 4),
         "kl_per_dim": stats["kl_per_dim"], "active_units": stats["active_units"],
         "seconds": round(time.time() - t0, 1), "device": str(device),
     }

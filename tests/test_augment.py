@@ -78,7 +78,8 @@ def test_the_api_returns_the_zip(tmp_path):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        path, preview, info = client.predict("mnist-cvae", 5, 0, api_name="/augment")
+        path, preview, info, said = client.predict("mnist-cvae", 5, 0, api_name="/augment")
+        assert "**50** images, 5 per class" in said and "as their folder's label" in said
         with zipfile.ZipFile(path) as zf:
             assert len([n for n in zf.namelist() if n.endswith(".png")]) == 50
         assert info["per_class"] == 5 and info["images"] == 50

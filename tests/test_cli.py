@@ -43,3 +43,25 @@ def test_hf_hub_offline_is_honoured_and_fails_fast(tmp_path):
     r = run("sample", "--model", "someone/vae", "-o", str(tmp_path / "x.png"), env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
     assert r.returncode == 2 and "offline" in r.stderr and "Traceback" not in r.stderr
     assert time.monotonic() - t0 < 30  # process start + torch import; no network retries
+
+
+def test_cli_impute_bits_augment(tmp_path, examples):
+    import json
+    import zipfile
+
+    r = run("impute", str(examples[7]), "--mask", "bottom half", "-n", "4", "-o", str(tmp_path / "filled.png"))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["n"] == 4 and len(info["reads_as"]) == 4 and sum(x["reads_as"] == "7" for x in info["reads_as"]) >= 3
+    with Image.open(tmp_path / "filled.png") as row:
+        assert row.width > 4.5 * row.height
+    blank = tmp_path / "blank.png"
+    Image.new("L", (28, 28), 0).save(blank)
+    bits = [json.loads(run("bits", str(p), "--no-frame").stdout)["iwae"] for p in (blank, examples[8])]
+    assert bits[0] < bits[1] / 2  # an empty page costs far less than a digit
+    r = run("augment", "--per-class", "2", "-o", str(tmp_path / "d.zip"))
+    assert r.returncode == 0, r.stderr
+    with zipfile.ZipFile(tmp_path / "d.zip") as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".png")]) == 20 and "labels.csv" in zf.namelist()
+    r = run("impute", str(examples[7]), "--mask", "nope", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "mask must be one of" in r.stderr and "Traceback" not in r.stderr

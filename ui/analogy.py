@@ -28,7 +28,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     @user_errors
     def make_dataset(model: str = first or "mnist-cvae", per_class: int = 100, seed: int = 0, progress=gr.Progress()):
         path, sheet, info = service.augment(model, per_class, seed, progress=lambda f, what: progress(f, desc=what))
-        return path, sheet, info
+        said = f"**{info['images']:,}** images, {info['per_class']} per class."
+        if "read_as_label" in info:
+            worst = min(info["read_as_label_per_class"].items(), key=lambda kv: kv[1])
+            said += (f" The classifier reads **{info['read_as_label']:.1%}** of them as their folder's label (the "
+                     f"lowest: {worst[0]}, {worst[1]:.0%}).")
+        return path, sheet, info, said
 
     def from_upload(image, m, label):
         return write(image, m, label) if image is not None else [gr.skip()] * 2
@@ -62,8 +67,10 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                                    elem_classes="pixelated", elem_id="augment-preview")
                 with gr.Column():
                     archive = gr.File(label="The dataset: a folder per label, PNGs, labels.csv", elem_id="augment-file")
-                    summary = gr.JSON(label="What the classifier reads in them")
-    answered(make.click, make_dataset, [cmodel, per_class, seed], [archive, preview, summary], api_name="augment",
+                    said = gr.Markdown(elem_id="augment-said")
+                    with gr.Accordion("What the classifier reads, per class (JSON)", open=False):
+                        summary = gr.JSON(label="/augment")
+    answered(make.click, make_dataset, [cmodel, per_class, seed], [archive, preview, summary, said], api_name="augment",
              preprocess=False, **MODEL_QUEUE)
     answered(button.click, analogy, [image, cmodel], [row], api_name="analogy", preprocess=False, **MODEL_QUEUE)  # ui/common.py
     image.input(from_upload, [image, cmodel, label], [row, caption], preprocess=False, **NOT_IN_API, **MODEL_QUEUE)

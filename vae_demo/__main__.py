@@ -6,6 +6,9 @@
     python -m vae_demo edit digit.png --attribute thickness --amount 2 -o thick.png
     python -m vae_demo analogy digit.png -o every_digit.png            # with --model mnist-cvae (the default here)
     python -m vae_demo betas digit.png -o betas.png                    # the bundled mnist-beta-* models side by side
+    python -m vae_demo impute digit.png --mask "bottom half" -o filled.png   # or --mask mask.png (white = missing)
+    python -m vae_demo bits digit.png                                  # what the image costs under the model
+    python -m vae_demo augment --per-class 100 -o digits.zip           # with --model mnist-cvae (the default here)
     python -m vae_demo models
 """
 
@@ -63,6 +66,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     b.add_argument("input")
     b.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     b.add_argument("-o", "--output", required=True, help="PNG: input | reconstruction per beta; the chart beside it")
+    f = common(sub.add_parser("impute", help="fill in the missing part of an image (data imputation)"))
+    f.add_argument("input")
+    f.add_argument("--mask", default="bottom half", help="a preset (bottom half, top half, left half, right half, centre "
+                   "square, random 50%%) or a picture (white, or painted on a transparent layer = missing)")
+    f.add_argument("--method", default="metropolis", help="metropolis, pseudo-gibbs, pca or mean")
+    f.add_argument("-n", type=int, default=8)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--steps", type=int, default=None, help="Markov chain steps (metropolis, pseudo-gibbs)")
+    f.add_argument("-o", "--output", required=True, help="PNG: the masked input, then the completions")
+    c = common(sub.add_parser("bits", help="what an image costs in bits under the model (and its PNG)"))
+    c.add_argument("input")
+    for sp in (f, c):
+        sp.add_argument("--no-frame", dest="frame", action="store_false", help="do not frame the image like the training data")
+    g = common(sub.add_parser("augment", help="a conditional model writes a labelled dataset (a zip)"))
+    g.set_defaults(model="mnist-cvae")
+    g.add_argument("--per-class", type=int, default=100)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("-o", "--output", required=True, help="the zip to write")
     sub.add_parser("models", help="list the bundled models")
     return p.parse_args(argv)
 
@@ -78,7 +99,9 @@ def main(argv=None) -> int:
             return _betas(args)
         vae = load_vae(args.model, device=pick_device(args.device), revision=args.revision)
         steps.update()
-        if args.command == "edit":
+        if args.command in ("impute", "bits", "augment"):
+            _applications(args, vae, steps)
+        elif args.command == "edit":
             after, before, info = edits.edit(vae, args.input, args.attribute, args.amount)
             grid(torch.cat([before, after]), nrow=2, scale=4).save(args.output)
             print(json.dumps(info, indent=1))
@@ -103,8 +126,36 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output}", file=sys.stderr)
+    if getattr(args, "output", None):
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _applications(args, vae, steps) -> None:
+    """impute, bits, augment: what VAEs are for"""
+    from vae_demo.serving import augment, fill_in
+
+    if args.command == "impute":
+        row, info, _ = fill_in.impute(vae, args.input, args.mask, args.method, args.n, args.seed, args.steps,
+                                        args.frame)
+        row.save(args.output)
+        print(json.dumps({k: v for k, v in info.items() if k != "completions"}, indent=1))
+    elif args.command == "bits":
+        from vae_demo.analysis.bits import image_bits
+
+        x, _ = inference.framed_tensor(vae, args.input, args.frame)
+        print(json.dumps(image_bits(vae, x, y=inference.condition(vae, x)), indent=1))
+    else:
+        import shutil
+        import tempfile
+
+        bar = tqdm(total=100, desc="augment", leave=False, disable=not sys.stderr.isatty())
+        with tempfile.TemporaryDirectory() as tmp:
+            path, _, info = augment.augment(vae, args.per_class, args.seed, tmp,
+                                            progress=lambda f, what: bar.update(round(100 * f) - bar.n))
+            shutil.move(path, args.output)
+        bar.close()
+        print(json.dumps(info, indent=1))
 
 
 def _betas(args) -> int:

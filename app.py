@@ -6,6 +6,7 @@
 import argparse
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -13,13 +14,14 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from ui import analogy, api_tab, betas, channels, fill_in, interpolate, latent_map, reconstruct, sample, sliders
-from ui.common import MODEL_QUEUE, NOT_IN_API, user_errors
+from ui.common import MODEL_QUEUE, NOT_IN_API, link_owner, user_errors
 from ui import gradio_departures
 from vae_demo.serving import texts
 from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
 from vae_demo.imaging.uploads import MAX_UPLOAD_BYTES
 from vae_demo.hub.loading import CHECKPOINTS_DIR, bundled_models
-from vae_demo.serving.service import DemoService
+from vae_demo.serving.registry import Limits, as_owner
+from vae_demo.serving.service import RELOAD, DemoService
 
 log = logging.getLogger("vae_demo.app")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
@@ -43,14 +45,44 @@ def build_demo(service: DemoService) -> gr.Blocks:
         progress(0.1, desc=f"Loading {source} …")
         name = service.load_model(source)
         progress(1.0)
-        return gr.update(choices=service.model_names(), value=name), f"Loaded **{name}**."
+        return gr.update(choices=service.picker_choices(), value=name), f"Loaded **{name}** (for you: other visitors see their own)."
+
+    @user_errors
+    def unload_model(m):
+        if not service.unload_model(m):
+            raise gr.Error(f"{m} is not a model you loaded; the bundled models stay.")
+        return gr.update(choices=service.picker_choices(), value=first), f"Unloaded **{m}**."
+
+    @user_errors
+    def picked(m):
+        """a visitor picked one of their evicted models in the list: load it again (one click)"""
+        if not str(m).startswith(RELOAD):
+            return gr.skip(), gr.skip()
+        return load_model(str(m)[len(RELOAD):])
+
+    @user_errors
+    def choices():
+        return gr.update(choices=service.picker_choices())
+
+    def arrive(token, request: gr.Request):
+        """a page opens: its browser's owner token (made on its first visit) names this session's run-time models"""
+        if not isinstance(token, str) or len(token) != 32:
+            token = secrets.token_hex(16)
+        link_owner(request.session_hash, token)
+        with as_owner(token):
+            return token, gr.update(choices=service.picker_choices())
 
     with gr.Blocks(title="vae-demo: see what a VAE does", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(texts.INTRO)
+        owner = gr.BrowserState(None, storage_key="vae-demo-owner", secret=os.environ.get("VAE_DEMO_SECRET") or None)
+        load_box = service.registry.limits.load_box
         with gr.Row(equal_height=True):
             model = gr.Dropdown(choices=service.model_names(), value=first, label="Model", scale=2, interactive=True)
-            hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3)
-            load_btn = gr.Button("Load", scale=1)
+            hub_id = gr.Textbox(label="Load another model: Hub repo id or bundled name", placeholder="user/repo", scale=3,
+                                visible=load_box)
+            with gr.Column(scale=1, min_width=120, visible=load_box):
+                load_btn = gr.Button("Load")
+                unload_btn = gr.Button("Unload the picked model", size="sm")
         card = gr.Markdown(service.model_card(first))
         cap_note = gr.Markdown(capability_note(first))
         load_status = gr.Markdown()
@@ -64,13 +96,19 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
         @user_errors
         def refresh(m):
+            if str(m).startswith(RELOAD):  # picked() loads it and sets the picker to its name: refreshed then
+                return [gr.skip()] * len(outputs)
             return [service.model_card(m), service.how_it_works(m), capability_note(m),
                     *[v for t in tabs for v in t.refresh(m)]]
 
         model.change(refresh, [model], outputs, **NOT_IN_API, **MODEL_QUEUE)
         demo.load(refresh, [model], outputs, **NOT_IN_API, **MODEL_QUEUE)
+        demo.load(arrive, [owner], [owner, model], **NOT_IN_API, queue=False)
+        model.focus(choices, None, [model], **NOT_IN_API, queue=False)  # evicted models show as "pick to load again"
+        model.input(picked, [model], [model, load_status], **NOT_IN_API, concurrency_limit=1)
         load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
         hub_id.submit(load_model, [hub_id], [model, load_status], **NOT_IN_API, concurrency_limit=1)
+        unload_btn.click(unload_model, [model], [model, load_status], api_name="unload_model", concurrency_limit=1)
     demo.queue(max_size=64, default_concurrency_limit=2)
     demo.vae_service = service  # for tests and the benchmark: what the page's handlers call
     return demo
@@ -84,6 +122,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    p.add_argument("--no-load-box", dest="load_box", action="store_false",
+                   help="a locked-down demo: no box to load other models, /load_model refuses")
     return p.parse_args(argv)
 
 
@@ -92,7 +132,7 @@ def default_models() -> list:
     return (["mnist"] if "mnist" in found else []) + [m for m in found if m != "mnist"]
 
 
-def create_demo(models=None, device: str = "auto") -> gr.Blocks:
+def create_demo(models=None, device: str = "auto", load_box: bool = True) -> gr.Blocks:
     reuse_freed_memory()  # a forward's fresh tensors from the heap, not from the kernel page by page (vae_demo/device.py)
     # Images are read only from Gradio's upload folder and the bundled examples, whatever path a client sends.
     roots = [get_upload_folder(), CHECKPOINTS_DIR]
@@ -102,7 +142,7 @@ def create_demo(models=None, device: str = "auto") -> gr.Blocks:
     os.makedirs(get_upload_folder(), exist_ok=True)
     gifs = Path(tempfile.mkdtemp(prefix="vae-demo-gifs-", dir=get_upload_folder()))
     demo = build_demo(DemoService.from_sources(list(models or default_models()), pick_device(device), upload_roots=roots,
-                                               gif_dir=gifs))
+                                               gif_dir=gifs, limits=Limits.from_env(load_box)))
     gradio_departures.apply(demo)  # every departure from stock Gradio; VAE_DEMO_STOCK_GRADIO=1 turns them off
     return demo
 
@@ -119,9 +159,9 @@ def launch_kwargs(args) -> dict:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     args = parse_args()
-    demo = create_demo(args.model, args.device)
+    demo = create_demo(args.model, args.device, args.load_box)
     demo.launch(**launch_kwargs(args))
 else:
     # A module-level `demo` for `gradio app.py` and Hugging Face Spaces (which run this file as __main__).
     demo = create_demo(os.environ["VAE_DEMO_MODELS"].split(",") if os.environ.get("VAE_DEMO_MODELS") else None,
-                       os.environ.get("VAE_DEMO_DEVICE", "auto"))
+                       os.environ.get("VAE_DEMO_DEVICE", "auto"), os.environ.get("VAE_DEMO_LOAD_BOX", "1") != "0")

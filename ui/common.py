@@ -3,10 +3,12 @@
 import functools
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import gradio as gr
+from gradio.context import LocalContext
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import FileData, GradioModel, GradioRootModel
 from PIL import Image
@@ -14,6 +16,7 @@ from PIL import Image
 from vae_demo.device import gpu_decorator, request_threads
 from vae_demo.errors import USER_ERRORS
 from vae_demo.imaging.uploads import ImageError, check_image
+from vae_demo.serving.registry import as_owner
 from vae_demo.serving.service import DemoService
 
 from .gradio_departures import sketch_picture
@@ -33,16 +36,43 @@ class Tab:
     refresh: Callable[[str], list]  # model name -> one value (or gr.update) per output
 
 
+_OWNERS: "OrderedDict[str, str]" = OrderedDict()  # Gradio session -> the owner token its page keeps in the browser
+_OWNERS_KEPT = 10_000
+_owners_lock = threading.Lock()
+
+
+def link_owner(session_hash: str, token: str) -> None:
+    """A page arrived (Gradio session `session_hash`) with the owner token its browser keeps: the run-time models of
+    that token are this session's (a reload is a new session with the same token)"""
+    with _owners_lock:
+        _OWNERS[session_hash] = token
+        _OWNERS.move_to_end(session_hash)
+        while len(_OWNERS) > _OWNERS_KEPT:
+            _OWNERS.popitem(last=False)
+
+
+def request_owner() -> Optional[str]:
+    """the owner of the request being served: its page's token, or (an API client) its Gradio session"""
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None)
+    if session is None:
+        return None
+    with _owners_lock:
+        return _OWNERS.get(session, session)
+
+
 def user_errors(fn):
     """Turn the package's readable errors into gr.Error (shown in the page and returned by the API).
     Every handler that runs a model goes through here, so this is also where ZeroGPU's decorator is applied and
-    where a request's CPU threads are set (vae_demo/device.py: request_threads)."""
+    where a request's CPU threads are set (vae_demo/device.py: request_threads) and its visitor (the owner of the
+    run-time models it may use: vae_demo/serving/registry.py)."""
     fn = GPU(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with request_threads():  # one torch thread per request, a share of the cores for a large batch
+            # one torch thread per request, a share of the cores for a large batch; the visitor whose models it sees
+            with request_threads(), as_owner(request_owner()):
                 return fn(*args, **kwargs)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None

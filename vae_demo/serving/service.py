@@ -23,11 +23,12 @@ from vae_demo.serving.inference import InputError
 from vae_demo.analysis.evaluation_files import evaluation_of, latent_to_map, map_to_latent
 from vae_demo.hub.loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
 from vae_demo.models.vae import VAE
-from vae_demo.serving.registry import ModelRegistry
+from vae_demo.serving.registry import Limits, ModelRegistry, current_owner
 from vae_demo.serving.knob_endpoints import KnobEndpoints
 from vae_demo.serving.application_endpoints import ApplicationEndpoints
 
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
+RELOAD = "reload:"  # a picker value that loads a visitor's evicted model again
 
 
 class DemoService(KnobEndpoints, ApplicationEndpoints):
@@ -44,8 +45,8 @@ class DemoService(KnobEndpoints, ApplicationEndpoints):
 
     @classmethod
     def from_sources(cls, sources: list, device: torch.device, upload_roots: Optional[list] = None,
-                     gif_dir: Optional[Path] = None) -> "DemoService":
-        registry = ModelRegistry(device)
+                     gif_dir: Optional[Path] = None, limits: Optional[Limits] = None) -> "DemoService":
+        registry = ModelRegistry(device, limits)
         for s in sources or ["mnist"]:
             registry.load(s, allow_local=True)
         hub_reachable()  # starts the background probe, so a visitor's guidance can say whether photo models can load
@@ -59,8 +60,19 @@ class DemoService(KnobEndpoints, ApplicationEndpoints):
         return self.registry.names()
 
     def load_model(self, source: str) -> str:
-        """A bundled name or Hub repo id typed by a visitor -> the loaded model's name (no local paths)."""
-        return self.registry.load(source, allow_local=False).info.name
+        """A bundled name or Hub repo id typed by a visitor -> the loaded model's name (no local paths). A run-time
+        model joins the current visitor's picker only, within the caps (vae_demo/serving/registry.py)."""
+        return self.registry.load_for(source, current_owner()).info.name
+
+    def unload_model(self, name: str) -> bool:
+        """The current visitor lets go of one of their run-time models -> whether they held it"""
+        return self.registry.unload_for(str(name or ""), current_owner())
+
+    def picker_choices(self) -> list:
+        """[(label, value)] for the model picker: every model the current visitor may use, then theirs that were
+        evicted, each with a value that loads it again when picked (RELOAD + its source)"""
+        return [(n, n) for n in self.model_names()] + [
+            (f"{name} — unloaded, pick to load again", RELOAD + source) for name, source in self.registry.evicted().items()]
 
     def model_card(self, model: Optional[str] = None) -> str:
         """A short Markdown description of a loaded model: data, latent size, likelihood, beta."""

@@ -1,0 +1,139 @@
+"""Run-time models (loaded by a visitor by repo id) belong to that visitor, are capped, and are evicted least recently
+used first; the bundled models are everyone's. Repos come from the fake Hub on 127.0.0.1."""
+
+import socket
+
+import pytest
+import torch
+
+from vae_demo.hub.loading import ModelLoadError
+from vae_demo.models.vae import VAE, VAEConfig
+from vae_demo.serving.registry import Limits, ModelRegistry, as_owner, model_megabytes
+
+from conftest import TINY
+
+
+def publish(hub, tmp_path, repo: str, hidden_dim: int = 16) -> float:
+    """a tiny VAE as a Hub repo -> its megabytes"""
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(**{**TINY, "hidden_dim": hidden_dim}))
+    folder = tmp_path / repo.replace("/", "--")
+    vae.save_pretrained(folder)
+    hub.add_folder(repo, folder)
+    return model_megabytes(vae)
+
+
+@pytest.fixture
+def registry(fake_hub, tmp_path):
+    mb = publish(fake_hub, tmp_path, "someone/a")
+    for repo in ("someone/b", "someone/c", "someone/d", "other/e"):
+        publish(fake_hub, tmp_path, repo)
+    reg = ModelRegistry(torch.device("cpu"), Limits(session_models=2, runtime_mb=2.5 * mb))
+    reg.load("mnist")
+    return reg
+
+
+def test_a_second_visitor_does_not_see_the_first_visitors_model(registry):
+    registry.load_for("someone/a", "alice")
+    with as_owner("alice"):
+        assert registry.names() == ["mnist", "someone/a"] and registry.get("someone/a").config.latent_dim == 3
+        assert [m["name"] for m in registry.describe()] == ["mnist", "someone/a"]
+    with as_owner("bob"):
+        assert registry.names() == ["mnist"] and [m["name"] for m in registry.describe()] == ["mnist"]
+        with pytest.raises(ModelLoadError, match="No model named 'someone/a'"):
+            registry.get("someone/a")
+        assert registry.get("mnist").config.dataset == "mnist"  # the bundled models are everyone's
+
+
+def test_the_same_repo_loaded_by_two_visitors_is_held_once(registry):
+    a = registry.load_for("someone/a", "alice")
+    mb = registry.runtime_megabytes()
+    b = registry.load_for("someone/a", "bob")
+    assert a is b and registry.runtime_megabytes() == mb
+    registry.unload_for("someone/a", "alice")  # still bob's
+    with as_owner("bob"):
+        assert "someone/a" in registry.names()
+    registry.unload_for("someone/a", "bob")
+    assert registry.runtime_megabytes() == 0
+
+
+def test_the_per_visitor_cap_refuses_with_a_sentence(registry):
+    registry.load_for("someone/a", "alice")
+    registry.load_for("someone/b", "alice")
+    with pytest.raises(ModelLoadError, match=r"You already hold 2 loaded models \(someone/a, someone/b\).*Unload one first"):
+        registry.load_for("someone/c", "alice")
+    registry.load_for("someone/a", "alice")  # one already held is no new load
+    registry.load_for("someone/c", "bob")  # another visitor has their own allowance
+
+
+def test_the_server_cap_evicts_the_least_recently_used_and_tells_its_owner(registry):
+    registry.load_for("someone/a", "alice")
+    registry.load_for("someone/b", "bob")
+    with as_owner("alice"):
+        registry.get("someone/a")  # alice used hers last: bob's is now the least recently used
+    registry.load_for("someone/c", "carol")  # 2.5 models' worth: one must go
+    with as_owner("bob"):
+        assert registry.names() == ["mnist"]
+        with pytest.raises(ModelLoadError, match="someone/b was unloaded to make room for other visitors' models.*"
+                                                 "Press Load again"):
+            registry.get("someone/b")
+        assert registry.evicted() == {"someone/b": "someone/b"}
+    with as_owner("alice"):
+        assert registry.get("someone/a")  # kept
+    assert registry.get("mnist")  # bundled models are never evicted
+    assert registry.runtime_megabytes() <= registry.limits.runtime_mb
+    registry.load_for("someone/b", "bob")  # one load brings it back (and evicts the next least recently used)
+    assert registry.evicted("bob") == {}
+
+
+def test_the_allow_list_refuses_other_repos(fake_hub, tmp_path):
+    publish(fake_hub, tmp_path, "someone/a")
+    publish(fake_hub, tmp_path, "other/e")
+    reg = ModelRegistry(torch.device("cpu"), Limits(allowed=("someone/*",)))
+    reg.load_for("someone/a", "alice")
+    with pytest.raises(ModelLoadError, match=r"'other/e' is not among the models this server may load \(someone/\*\)"):
+        reg.load_for("other/e", "alice")
+
+
+def test_without_the_load_box_nothing_loads(fake_hub, tmp_path):
+    publish(fake_hub, tmp_path, "someone/a")
+    reg = ModelRegistry(torch.device("cpu"), Limits(load_box=False))
+    reg.load("mnist")
+    assert reg.load_for("mnist", "alice").config.dataset == "mnist"  # picking a bundled model by name still works
+    with pytest.raises(ModelLoadError, match="switched off"):
+        reg.load_for("someone/a", "alice")
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VAE_DEMO_MAX_SESSION_MODELS", "5")
+    monkeypatch.setenv("VAE_DEMO_MAX_RUNTIME_MB", "300")
+    monkeypatch.setenv("VAE_DEMO_ALLOWED_REPOS", "madebyollin/*, stabilityai/sd-vae-*")
+    lim = Limits.from_env()
+    assert (lim.session_models, lim.runtime_mb, lim.allowed) == (5, 300.0, ("madebyollin/*", "stabilityai/sd-vae-*"))
+    monkeypatch.setenv("VAE_DEMO_MAX_RUNTIME_MB", "lots")
+    with pytest.raises(SystemExit, match="VAE_DEMO_MAX_RUNTIME_MB must be a number"):
+        Limits.from_env()
+
+
+def test_through_the_api_each_client_sees_its_own_models(fake_hub, tmp_path):
+    import app
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    publish(fake_hub, tmp_path, "someone/a")
+    demo = app.create_demo(["mnist"], "cpu")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
+    try:
+        alice, bob = (Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in range(2))
+        alice.predict("someone/a", api_name="/load_model")
+        assert [m["name"] for m in alice.predict(api_name="/models")] == ["mnist", "someone/a"]
+        assert [m["name"] for m in bob.predict(api_name="/models")] == ["mnist"]
+        sheet, z = alice.predict("someone/a", 4, 0, 1.0, api_name="/sample")
+        assert len(z) == 4 and len(z[0]) == 3
+        with pytest.raises(AppError, match="No model named 'someone/a'"):
+            bob.predict("someone/a", 4, 0, 1.0, api_name="/sample")
+    finally:
+        demo.close()

@@ -137,3 +137,21 @@ def test_through_the_api_each_client_sees_its_own_models(fake_hub, tmp_path):
             bob.predict("someone/a", 4, 0, 1.0, api_name="/sample")
     finally:
         demo.close()
+
+
+def test_a_flood_of_loads_keeps_within_the_caps(fake_hub, tmp_path):
+    """The issue's flood: 30 different repos, three per visitor, ten visitors. Before the caps every load stayed in
+    memory and every picker listed all of them; now each picker lists at most its own three and the server holds at
+    most its budget (the oldest evicted)."""
+    mb = max(publish(fake_hub, tmp_path, f"flood/m{i}", hidden_dim=16 + i) for i in range(30))
+    reg = ModelRegistry(torch.device("cpu"), Limits(session_models=3, runtime_mb=8 * mb))
+    reg.load("mnist")
+    for i in range(30):
+        reg.load_for(f"flood/m{i}", f"visitor{i // 3}")
+        assert reg.runtime_megabytes() <= 8 * mb
+    for v in range(10):
+        names = reg.names(f"visitor{v}")
+        assert names[0] == "mnist" and len(names) <= 4
+    held = [n for v in range(10) for n in reg.names(f"visitor{v}")[1:]]
+    assert len(held) <= 8
+    assert sum(len(reg.evicted(f"visitor{v}")) for v in range(10)) == 30 - len(held)  # every other one was evicted

@@ -109,7 +109,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
         load_btn.click(load_model, [hub_id], [model, load_status], api_name="load_model", concurrency_limit=1)
         hub_id.submit(load_model, [hub_id], [model, load_status], **NOT_IN_API, concurrency_limit=1)
         unload_btn.click(unload_model, [model], [model, load_status], api_name="unload_model", concurrency_limit=1)
-    demo.queue(max_size=64, default_concurrency_limit=2)
+    # model calls at once: the cores of the machine this project measured on (2); more cores, more (a larger Space)
+    demo.queue(max_size=64, default_concurrency_limit=max(1, int(os.environ.get("VAE_DEMO_CONCURRENCY", "2"))))
     demo.vae_service = service  # for tests and the benchmark: what the page's handlers call
     return demo
 

@@ -49,8 +49,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @user_errors
     def unload_model(m):
-        if not service.unload_model(m):
-            raise gr.Error(f"{m} is not a model you loaded; the bundled models stay.")
+        if not service.unload_model(m):  # a sentence, not an error: an error would cover the picker
+            return gr.skip(), f"**{m}** is not a model you loaded: the bundled models stay. *Unload* lets go of one you loaded."
         return gr.update(choices=service.picker_choices(), value=first), f"Unloaded **{m}**."
 
     @user_errors

@@ -121,7 +121,7 @@ def complete(vae, pca, x: torch.Tensor, missing: torch.Tensor, method: str, n: i
 def answer(vae, x, missing, result: imputation.Imputation, method: str, mask_name: str, n: int, seed: int) -> tuple:
     c = vae.config
     done = result.completions
-    scale = max(1, display_scale(c.image_size, 112))
+    scale = max(2, display_scale(c.image_size, 112))  # digits 4x (112 px tiles), faces 2x (128 px)
     tiles = torch.cat([masked_tile(x, missing), done.expand(-1, 3, -1, -1) if c.channels == 1 else done])
     row = tile_sheet(tiles, nrow=len(tiles), cell=c.image_size * scale)
     spread = done.std(0, unbiased=False).mean(0) if n > 1 else torch.zeros(c.image_size, c.image_size)

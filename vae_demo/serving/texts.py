@@ -128,6 +128,7 @@ average image. **Paint over the image** to hide what you paint, or pick a preset
 
 AUGMENT = """A conditional VAE can be told which digit to write, so it can make **labelled training data**: per class, z ~ N(0, I)
 decoded with that label. The zip has a folder per label, the PNGs in it, and `labels.csv`. Whether such data helps a
-classifier trained on few real digits is measured, not assumed: [docs/APPLICATIONS.md](https://github.com/) (it helps
-with 10 real digits per class, much less with 100). The classifier's reading of every image is given beside the file."""
+classifier trained on few real digits is measured, not assumed (docs/APPLICATIONS.md in the repository): with 10 real
+digits per class, adding 1,000 generated ones per class raised test accuracy from 88.6 % to 90.9 %; with 100 real
+per class it did not help (96.5 % → 96.1 %). The classifier's reading of every image is given beside the file."""
 

@@ -1,4 +1,6 @@
+import contextlib
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -38,3 +40,20 @@ def examples() -> list:
     return EXAMPLES
 
 from fakehub import fake_hub, hub_fail_fast  # noqa: E402,F401  (pytest fixtures from tests/fakehub.py)
+
+
+@contextlib.contextmanager
+def served(models: list, **kwargs):
+    """app.create_demo(models) launched on a free port of 127.0.0.1 -> its base URL; closed afterwards"""
+    import app
+
+    demo = app.create_demo(models, "cpu", **kwargs)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+

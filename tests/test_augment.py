@@ -2,7 +2,6 @@
 
 import csv
 import io
-import socket
 import zipfile
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import served
 from vae_demo.errors import DemoError
 from vae_demo.models.classifier import classifier_for
 from vae_demo.serving.service import DemoService
@@ -67,17 +67,11 @@ def test_bad_input_gets_a_sentence(service, kwargs, says):
 
 
 def test_the_api_returns_the_zip(tmp_path):
-    import app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    demo = app.create_demo(["mnist-cvae"], "cpu")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with served(["mnist-cvae"]) as url:
+        client = Client(url + "/", verbose=False)
         path, preview, info, said = client.predict("mnist-cvae", 5, 0, api_name="/augment")
         assert "**50** images, 5 per class" in said and "as their folder's label" in said
         with zipfile.ZipFile(path) as zf:
@@ -85,5 +79,3 @@ def test_the_api_returns_the_zip(tmp_path):
         assert info["per_class"] == 5 and info["images"] == 50
         with pytest.raises(AppError, match="from 1 to 1000"):
             client.predict("mnist-cvae", 5000, 0, api_name="/augment")
-    finally:
-        demo.close()

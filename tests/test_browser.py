@@ -504,3 +504,37 @@ def test_fill_in_paint_over_half_a_digit_and_see_completions(page):
     spread = np.asarray(image_at(page, "#fill-spread img"), np.float32)
     assert spread[: len(spread) // 3].max() < 5 < spread[len(spread) // 2:].max()  # they differ only where painted
     shot(page, "fill_in")
+
+
+def test_a_visitors_run_time_model_survives_a_reload_and_stays_theirs(browser, server, page, fake_hub, tmp_path):
+    """Load a model by repo id (from the fake Hub), reload the page: it is still in the picker. Another visitor's
+    picker does not list it."""
+    import torch
+
+    from conftest import TINY
+    from vae_demo.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    VAE(VAEConfig(**{**TINY, "image_size": 28, "hidden_channels": (8,)})).save_pretrained(tmp_path / "tiny")
+    fake_hub.add_folder("someone/tiny", tmp_path / "tiny")
+    page.get_by_label("Load another model").fill("someone/tiny")
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_selector("text=Loaded someone/tiny", timeout=30_000)
+
+    def listed(pg) -> list:
+        pg.get_by_label("Model").first.click()
+        names = [o.inner_text().strip() for o in pg.get_by_role("option").all()]
+        pg.keyboard.press("Escape")
+        return names
+
+    page.reload(wait_until="load")
+    page.wait_for_selector("text=Reconstruct")
+    page.wait_for_timeout(1500)
+    assert "someone/tiny" in listed(page)
+    other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    other.goto(server + "/", wait_until="load")
+    other.wait_for_selector("text=Reconstruct")
+    other.wait_for_timeout(1500)
+    names = listed(other)
+    assert "mnist" in names and "someone/tiny" not in names
+    other.context.close()

@@ -1,7 +1,6 @@
 """Run-time models (loaded by a visitor by repo id) belong to that visitor, are capped, and are evicted least recently
 used first; the bundled models are everyone's. Repos come from the fake Hub on 127.0.0.1."""
 
-import socket
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from vae_demo.hub.loading import ModelLoadError
 from vae_demo.models.vae import VAE, VAEConfig
 from vae_demo.serving.registry import Limits, ModelRegistry, as_owner, model_megabytes
 
-from conftest import TINY
+from conftest import TINY, served
 
 
 def publish(hub, tmp_path, repo: str, hidden_dim: int = 16) -> float:
@@ -116,18 +115,12 @@ def test_limits_come_from_the_environment(monkeypatch):
 
 
 def test_through_the_api_each_client_sees_its_own_models(fake_hub, tmp_path):
-    import app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     publish(fake_hub, tmp_path, "someone/a")
-    demo = app.create_demo(["mnist"], "cpu")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
-    try:
-        alice, bob = (Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in range(2))
+    with served(["mnist"]) as url:
+        alice, bob = (Client(url + "/", verbose=False) for _ in range(2))
         alice.predict("someone/a", api_name="/load_model")
         assert [m["name"] for m in alice.predict(api_name="/models")] == ["mnist", "someone/a"]
         assert [m["name"] for m in bob.predict(api_name="/models")] == ["mnist"]
@@ -135,8 +128,6 @@ def test_through_the_api_each_client_sees_its_own_models(fake_hub, tmp_path):
         assert len(z) == 4 and len(z[0]) == 3
         with pytest.raises(AppError, match="No model named 'someone/a'"):
             bob.predict("someone/a", 4, 0, 1.0, api_name="/sample")
-    finally:
-        demo.close()
 
 
 def test_a_flood_of_loads_keeps_within_the_caps(fake_hub, tmp_path):
@@ -155,3 +146,21 @@ def test_a_flood_of_loads_keeps_within_the_caps(fake_hub, tmp_path):
     held = [n for v in range(10) for n in reg.names(f"visitor{v}")[1:]]
     assert len(held) <= 8
     assert sum(len(reg.evicted(f"visitor{v}")) for v in range(10)) == 30 - len(held)  # every other one was evicted
+
+
+def test_an_evicted_model_is_listed_to_be_loaded_again_with_one_pick(fake_hub, tmp_path):
+    from vae_demo.serving.service import RELOAD, DemoService
+
+    mb = publish(fake_hub, tmp_path, "someone/a")
+    publish(fake_hub, tmp_path, "someone/b")
+    service = DemoService.from_sources(["mnist"], torch.device("cpu"), limits=Limits(runtime_mb=1.5 * mb))
+    with as_owner("alice"):
+        service.load_model("someone/a")
+    with as_owner("bob"):
+        service.load_model("someone/b")  # evicts alice's
+    with as_owner("alice"):
+        choices = service.picker_choices()
+        assert ("someone/a — unloaded, pick to load again", RELOAD + "someone/a") in choices
+        assert ("someone/a", "someone/a") not in choices
+        assert service.load_model(choices[-1][1][len(RELOAD):]) == "someone/a"  # what picking it does (app.py)
+        assert ("someone/a", "someone/a") in service.picker_choices()

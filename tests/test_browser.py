@@ -523,7 +523,7 @@ def test_a_visitors_run_time_model_survives_a_reload_and_stays_theirs(browser, s
 
     def listed(pg) -> list:
         pg.get_by_label("Model").first.click()
-        names = [o.inner_text().strip() for o in pg.get_by_role("option").all()]
+        names = [o.inner_text().strip().split("\n")[-1] for o in pg.get_by_role("option").all()]
         pg.keyboard.press("Escape")
         return names
 

@@ -80,6 +80,7 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         grid = service.manifold(m) if has else None
         axes = ("z0", "z1") if grid is not None else ("PC 1", "PC 2")
         img_, out_, u_, v_ = map_outputs(m, (0.0, 0.0) if has else None)[:4]  # the page opens on the centre, decoded
+        img_ = img_ if has else None  # (without a map, map_outputs answers with an update, not a picture)
         if isinstance(u_, dict):
             u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
         options = service.map_colourings(m)

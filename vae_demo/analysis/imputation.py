@@ -102,7 +102,9 @@ def markov_chain(vae, x: torch.Tensor, missing: torch.Tensor, steps: int = DEFAU
         eps = torch.randn(mu.shape, generator=g, device=mu.device, dtype=mu.dtype)
         z_new = mu + (0.5 * logvar).exp() * eps
         logits_new = vae.decode_logits(z_new)
-        joint_new = -(vae.pixel_nll(x, logits_new) * seen).flatten(1).sum(1) - 0.5 * (z_new**2).sum(1) if metropolis else None
+        # log p(x_o|z') + log p(z'): needed from the last burn-in step on (the chain's state), not before it
+        joint_new = (-(vae.pixel_nll(x, logits_new) * seen).flatten(1).sum(1) - 0.5 * (z_new**2).sum(1)
+                     if metropolis and t >= warmup - 1 else None)
         if not metropolis or z is None or t < warmup:
             z, logits, joint, move = z_new, logits_new, joint_new, torch.ones(len(x), dtype=torch.bool, device=x.device)
         else:  # q is the encoder's on the current completion, for both the proposal and the chain's z

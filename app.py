@@ -21,7 +21,8 @@ from vae_demo.device import DEVICE_CHOICES, pick_device, reuse_freed_memory
 from vae_demo.imaging.uploads import MAX_UPLOAD_BYTES
 from vae_demo.hub.loading import CHECKPOINTS_DIR, bundled_models
 from vae_demo.serving.registry import Limits, as_owner
-from vae_demo.serving.service import RELOAD, DemoService
+from vae_demo.serving.model_endpoints import RELOAD
+from vae_demo.serving.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]

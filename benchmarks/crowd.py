@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 from gradio_http import API, CallError, GradioHTTP, build_from_info  # noqa: E402
-from load_test import rss_kib  # noqa: E402
+from load_test import rss_kib, wait_until_answering  # noqa: E402
 
 DIGIT = REPO / "checkpoints" / "mnist" / "examples" / "3_3.png"
 TTFR_TARGET = 2.0
@@ -197,16 +197,11 @@ def start(replicas: int, env: dict, logs: Path) -> tuple:
                                  "fashion-mnist"], cwd=REPO, env=env, stdout=open(logs / "app.log", "w"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited ({proc.returncode}); logs in {logs}")
-        try:
-            if httpx.get(base + f"{API}/info", timeout=2, trust_env=False).status_code == 200:
-                return base, proc, None if replicas else proc.pid
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise SystemExit("the server did not come up")
+    try:
+        wait_until_answering(proc, base + f"{API}/info", 240, logs)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    return base, proc, None if replicas else proc.pid
 
 
 async def flood(base: str, repos: list, pid) -> dict:

@@ -306,18 +306,25 @@ def start_server(tmp: Path, state_session_capacity: Optional[int] = None, shared
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    wait_until_answering(proc, f"{base}/config", 180, tmp / "server.log")
+    return proc, base
+
+
+def wait_until_answering(proc: subprocess.Popen, url: str, seconds: float, log) -> None:
+    """Poll `url` until it answers 200 while the server process lives; RuntimeError if it exits or stays silent
+    (then it is killed)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the app exited; see {tmp / 'server.log'}")
+            raise RuntimeError(f"the app exited; see {log}")
         try:
-            if httpx.get(f"{base}/config", timeout=2, trust_env=False).status_code == 200:
-                return proc, base
+            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("the app did not answer within 180 s")
+    raise RuntimeError(f"the app did not answer within {seconds:.0f} s")
 
 
 def report(load: dict, b: Optional[dict]) -> str:

@@ -149,7 +149,8 @@ def test_a_flood_of_loads_keeps_within_the_caps(fake_hub, tmp_path):
 
 
 def test_an_evicted_model_is_listed_to_be_loaded_again_with_one_pick(fake_hub, tmp_path):
-    from vae_demo.serving.service import RELOAD, DemoService
+    from vae_demo.serving.model_endpoints import RELOAD
+    from vae_demo.serving.service import DemoService
 
     mb = publish(fake_hub, tmp_path, "someone/a")
     publish(fake_hub, tmp_path, "someone/b")

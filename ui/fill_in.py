@@ -1,5 +1,7 @@
 """The Fill in tab: paint over part of an image (or pick a preset) and see the model's completions (/impute)."""
 
+from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -54,9 +56,13 @@ def painted_mask(layer: Image.Image, side: int) -> Image.Image:
     return alpha.resize((side, side), Image.BOX).point(lambda a: 255 if a >= 128 else 0)
 
 
-def build(service: DemoService, model: gr.Dropdown) -> Tab:
-    names = service.fill_in_models()
-    first = names[0] if names else service.model_names()[0]
+def painted_layers(editor) -> list:
+    """the editor's paint layers (the page sends one)"""
+    return [la for la in (editor or {}).get("layers") or [] if la is not None]
+
+
+def handlers(service: DemoService, first: str) -> SimpleNamespace:
+    """The tab's handlers; `model` defaults to the first model that can fill in, in /impute's API signature."""
 
     @user_errors
     def impute(image, model: str = first, mask: str = PRESETS[0], method: str = "metropolis", n: int = 8, seed: int = 0):
@@ -68,20 +74,19 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         """the page: the editor's background is the image as the model sees it, its layer what was painted"""
         if not isinstance(editor, dict) or editor.get("background") is None:
             return gr.skip(), gr.skip(), gr.skip(), "Pick an example or upload an image first."
-        background, layers = editor["background"], [la for la in editor.get("layers") or [] if la is not None]
-        side = service.registry.get(m).config.image_size
+        layers = painted_layers(editor)
         mask = choice
         if choice == PAINT:
-            mask = painted_mask(layers[0], side) if layers else None
+            mask = painted_mask(layers[0], service.registry.get(m).config.image_size) if layers else None
             if mask is None or mask.getextrema()[1] == 0:
                 return gr.skip(), gr.skip(), gr.skip(), "Paint over part of the image: what you paint is missing."
-        row, info, spread = service.impute(background.convert("RGB"), m, mask, method, n, seed, steps, frame=False)
+        row, info, spread = service.impute(editor["background"].convert("RGB"), m, mask, method, n, seed, steps, frame=False)
         return row, spread, info, caption(info)
 
     def stroke(editor, m, choice, method, n, seed, steps):
         """a stroke on the editor: fill in what is painted. The editor also reports a value the server set (an example
         loaded), with nothing painted: that changes nothing."""
-        layers = [la for la in (editor or {}).get("layers") or [] if la is not None]
+        layers = painted_layers(editor)
         if not layers or layers[0].convert("RGBA").getchannel("A").getextrema()[1] == 0:
             return [gr.skip()] * 5
         return [PAINT, *fill(editor, m, PAINT, method, n, seed, steps)]
@@ -94,7 +99,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         return {"background": seen.resize((CANVAS, CANVAS), Image.NEAREST),
                 "layers": [Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))], "composite": None}
 
-    with gr.Tab("Fill in", id="fill_in", visible=bool(names)) as tab:
+    return SimpleNamespace(impute=impute, fill=fill, stroke=stroke, load=load)
+
+
+def layout(service: DemoService, first: str, visible: bool) -> SimpleNamespace:
+    """The tab's components, in the page's order."""
+    with gr.Tab("Fill in", id="fill_in", visible=visible) as tab:
         gr.Markdown(texts.FILL_IN)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
@@ -127,19 +137,33 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                     info = gr.JSON(label="/impute")
         api_mask = MaskInput(value=PRESETS[0], visible=False)  # /impute's mask: a preset or a picture (the page paints on the editor)
         api_only = gr.Button(visible=False)  # /impute's trigger: the page never presses it
-    answered(api_only.click, impute, [image, model, api_mask, method, n, seed], [row, info, spread], api_name="impute",
-             preprocess=False, **MODEL_QUEUE)
-    ins, outs = [editor, model, choice, method, n, seed, steps], [row, spread, info, said]
-    answered(button.click, fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
-    for ctl in (choice, method, n, seed, steps):
-        answered(ctl.input, fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
+    return SimpleNamespace(tab=tab, editor=editor, image=image, examples=examples, choice=choice, method=method, n=n,
+                           seed=seed, steps=steps, button=button, row=row, said=said, spread=spread, info=info,
+                           api_mask=api_mask, api_only=api_only)
+
+
+def wire(c: SimpleNamespace, h: SimpleNamespace, model: gr.Dropdown) -> None:
+    """Every event of the tab. answered(...): outputs postprocessed in the handler's thread (ui/gradio_departures.py)."""
+    answered(c.api_only.click, h.impute, [c.image, model, c.api_mask, c.method, c.n, c.seed], [c.row, c.info, c.spread],
+             api_name="impute", preprocess=False, **MODEL_QUEUE)
+    ins, outs = [c.editor, model, c.choice, c.method, c.n, c.seed, c.steps], [c.row, c.spread, c.info, c.said]
+    answered(c.button.click, h.fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
+    for ctl in (c.choice, c.method, c.n, c.seed, c.steps):
+        answered(ctl.input, h.fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
     # each stroke switches to the painted mask and fills in again; latest wins, so fast painting never queues up work
-    answered(editor.input, stroke, ins, [choice, *outs], trigger_mode="always_last", show_progress="hidden", **NOT_IN_API,
-             **MODEL_QUEUE)
-    answered(image.input, load, [image, model], [editor], preprocess=False, **NOT_IN_API, **MODEL_QUEUE).success(
-        fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
-    answered(examples.click(lambda r: r[0], examples, image, **NOT_IN_API).then, load, [image, model], [editor],
-             preprocess=False, **NOT_IN_API, **MODEL_QUEUE).success(fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
+    answered(c.editor.input, h.stroke, ins, [c.choice, *outs], trigger_mode="always_last", show_progress="hidden",
+             **NOT_IN_API, **MODEL_QUEUE)
+    answered(c.image.input, h.load, [c.image, model], [c.editor], preprocess=False, **NOT_IN_API, **MODEL_QUEUE).success(
+        h.fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
+    answered(c.examples.click(lambda r: r[0], c.examples, c.image, **NOT_IN_API).then, h.load, [c.image, model],
+             [c.editor], preprocess=False, **NOT_IN_API, **MODEL_QUEUE).success(h.fill, ins, outs, **NOT_IN_API, **MODEL_QUEUE)
+
+
+def build(service: DemoService, model: gr.Dropdown) -> Tab:
+    names = service.fill_in_models()
+    first = names[0] if names else service.model_names()[0]
+    h, c = handlers(service, first), layout(service, first, bool(names))
+    wire(c, h, model)
 
     @memo
     def refresh(m):
@@ -147,12 +171,11 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         if m not in names or not service.examples(m):
             return [gr.update(visible=m in names), gr.Dataset(samples=example_rows(service, m)), None, None, None, None,
                     "This model cannot fill in: pick mnist, fashion-mnist or faces." if m not in names else ""]
-        ex = service.examples(m)[0]
-        pad = load(ex, m)
-        r, s, i, text = fill(pad, m, PRESETS[0], "metropolis", 8, 0, DEFAULT_STEPS)
+        pad = h.load(service.examples(m)[0], m)
+        r, s, i, text = h.fill(pad, m, PRESETS[0], "metropolis", 8, 0, DEFAULT_STEPS)
         return [gr.update(visible=True), gr.Dataset(samples=example_rows(service, m)), pad, r, s, i, text]
 
-    return Tab(outputs=[tab, examples, editor, row, spread, info, said], refresh=refresh)
+    return Tab(outputs=[c.tab, c.examples, c.editor, c.row, c.spread, c.info, c.said], refresh=refresh)
 
 
 def caption(info: dict) -> str:
@@ -162,9 +185,6 @@ def caption(info: dict) -> str:
     if "acceptance_rate" in info:
         text += f" ({info['steps']} steps, {info['warmup_steps']} of them burn-in; {info['acceptance_rate']:.0%} of moves accepted)"
     if reads and info.get("masked_input_reads_as"):
-        counts = {}
-        for r in reads:
-            counts[r] = counts.get(r, 0) + 1
-        said = ", ".join(f"**{k}** ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        said = ", ".join(f"**{k}** ×{v}" for k, v in Counter(reads).most_common())
         text += f".  \nThe masked input reads as **{info['masked_input_reads_as']['reads_as']}**; the completions as {said}."
     return text

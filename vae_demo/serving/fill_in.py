@@ -13,7 +13,7 @@ from vae_demo.analysis import imputation
 from vae_demo.analysis.evaluation_files import evaluation_of
 from vae_demo.device import batch_threads
 from vae_demo.imaging.render import display_scale, heatmap, tile_sheet
-from vae_demo.imaging.uploads import ImageError, open_image
+from vae_demo.imaging.uploads import ImageError, image_arg, open_image
 from vae_demo.serving.inference import InputError, _int, check_seed, framed_tensor, is_spatial
 from vae_demo.serving.verdicts import reads
 
@@ -50,10 +50,8 @@ def mask_of(mask, size: int, seed: int, roots=None) -> tuple:
         name = mask.strip().lower()
         g = torch.Generator().manual_seed(seed)
         return imputation.preset_mask(name, size, g)[None, None], name
-    if isinstance(mask, str) and not any(c in mask for c in "/\\.") :
+    if isinstance(mask, str) and not any(c in mask for c in "/\\."):
         raise InputError(f"mask must be one of {', '.join(imputation.PRESETS)}, or a picture; got {mask!r}.")
-    from vae_demo.imaging.uploads import image_arg
-
     img = open_image(image_arg(mask, roots))
     w, h = img.size
     if w != h or w % size:
@@ -123,6 +121,8 @@ def complete(vae, pca, x: torch.Tensor, missing: torch.Tensor, method: str, n: i
 def answer(vae, x, missing, result: imputation.Imputation, method: str, mask_name: str, n: int, seed: int) -> tuple:
     c = vae.config
     done = result.completions
+    if not math.isfinite(float(done.sum())):
+        raise InputError("The completions came out as NaN; this model cannot fill in this image.")
     scale = max(2, display_scale(c.image_size, 112))  # digits 4x (112 px tiles), faces 2x (128 px)
     tiles = torch.cat([masked_tile(x, missing), done.expand(-1, 3, -1, -1) if c.channels == 1 else done])
     row = tile_sheet(tiles, nrow=len(tiles), cell=c.image_size * scale)
@@ -142,6 +142,4 @@ def answer(vae, x, missing, result: imputation.Imputation, method: str, mask_nam
                     acceptance_rate=round(float(result.acceptance.mean()), 4))
     elif method == "pseudo-gibbs":
         info["steps"] = result.steps
-    if not math.isfinite(float(done.sum())):
-        raise InputError("The completions came out as NaN; this model cannot fill in this image.")
     return row, info, spread_img

@@ -23,15 +23,15 @@ from vae_demo.serving.inference import InputError
 from vae_demo.analysis.evaluation_files import evaluation_of, latent_to_map, map_to_latent
 from vae_demo.hub.loading import PHOTO_REPOS, ModelLoadError, bundled_models, hub_reachable
 from vae_demo.models.vae import VAE
-from vae_demo.serving.registry import Limits, ModelRegistry, current_owner
+from vae_demo.serving.registry import Limits, ModelRegistry
+from vae_demo.serving.model_endpoints import ModelEndpoints
 from vae_demo.serving.knob_endpoints import KnobEndpoints
 from vae_demo.serving.application_endpoints import ApplicationEndpoints
 
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
-RELOAD = "reload:"  # a picker value that loads a visitor's evicted model again
 
 
-class DemoService(KnobEndpoints, ApplicationEndpoints):
+class DemoService(ModelEndpoints, KnobEndpoints, ApplicationEndpoints):
     def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
         self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders
@@ -51,28 +51,6 @@ class DemoService(KnobEndpoints, ApplicationEndpoints):
             registry.load(s, allow_local=True)
         hub_reachable()  # starts the background probe, so a visitor's guidance can say whether photo models can load
         return cls(registry, gif_dir=gif_dir, upload_roots=upload_roots)
-
-    # --- models -------------------------------------------------------------------------
-    def models(self) -> list:
-        return self.registry.describe()
-
-    def model_names(self) -> list:
-        return self.registry.names()
-
-    def load_model(self, source: str) -> str:
-        """A bundled name or Hub repo id typed by a visitor -> the loaded model's name (no local paths). A run-time
-        model joins the current visitor's picker only, within the caps (vae_demo/serving/registry.py)."""
-        return self.registry.load_for(source, current_owner()).info.name
-
-    def unload_model(self, name: str) -> bool:
-        """The current visitor lets go of one of their run-time models -> whether they held it"""
-        return self.registry.unload_for(str(name or ""), current_owner())
-
-    def picker_choices(self) -> list:
-        """[(label, value)] for the model picker: every model the current visitor may use, then theirs that were
-        evicted, each with a value that loads it again when picked (RELOAD + its source)"""
-        return [(n, n) for n in self.model_names()] + [
-            (f"{name} — unloaded, pick to load again", RELOAD + source) for name, source in self.registry.evicted().items()]
 
     def model_card(self, model: Optional[str] = None) -> str:
         """A short Markdown description of a loaded model: data, latent size, likelihood, beta."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from ui import analogy, api_tab, betas, channels, fill_in, interpolate, latent_map, reconstruct, sample, sliders
+from ui import analogy, api_tab, betas, channels, fill_in, interpolate, latent_map, reconstruct, sample, sliders, train
 from ui.common import MODEL_QUEUE, NOT_IN_API, link_owner, user_errors
 from ui import gradio_departures
 from vae_demo.serving import texts
@@ -26,7 +26,7 @@ from vae_demo.serving.service import DemoService
 
 log = logging.getLogger("vae_demo.app")
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, fill_in, api_tab)  # in the page's order
+TABS = (reconstruct, sample, interpolate, sliders, analogy, betas, channels, latent_map, fill_in, train, api_tab)  # in the page's order
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .upscale img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }

@@ -43,8 +43,9 @@ from fakehub import fake_hub, hub_fail_fast  # noqa: E402,F401  (pytest fixtures
 
 
 @contextlib.contextmanager
-def served(models: list, **kwargs):
-    """app.create_demo(models) launched on a free port of 127.0.0.1 -> its base URL; closed afterwards"""
+def served_demo(models: list, **kwargs):
+    """app.create_demo(models) launched on a free port of 127.0.0.1 -> (its base URL, the demo); closed afterwards,
+    with any training process it started"""
     import app
 
     demo = app.create_demo(models, "cpu", **kwargs)
@@ -53,7 +54,16 @@ def served(models: list, **kwargs):
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", demo
     finally:
         demo.close()
+        if getattr(demo.vae_service, "_jobs", None) is not None:
+            demo.vae_service.jobs.close()
+
+
+@contextlib.contextmanager
+def served(models: list, **kwargs):
+    """app.create_demo(models) launched on a free port of 127.0.0.1 -> its base URL; closed afterwards"""
+    with served_demo(models, **kwargs) as (url, _):
+        yield url
 

@@ -546,3 +546,49 @@ def test_a_visitors_run_time_model_survives_a_reload_and_stays_theirs(browser, s
     names = listed(other)
     assert "mnist" in names and "someone/tiny" not in names
     other.context.close()
+
+
+def test_train_on_your_own_zip_watch_it_learn_stop_pick_it_and_sample(page, tmp_path):
+    """Upload a zip, press Train, see the loss curves and the samples move, press Stop, pick the model, sample."""
+    import re
+
+    from test_train_own import squares
+    from vae_demo.imaging.image_sets import zip_of
+
+    z = tmp_path / "my-squares.zip"
+    z.write_bytes(zip_of(squares(200, colour=True).transpose(0, 3, 1, 2)))
+    page.locator("button[data-tab-id=train]:visible").first.click()  # opening the tab readies a training process
+    page.get_by_label("your images").check()
+    page.locator("#train-images input[type=file]").set_input_files(str(z))
+    page.wait_for_selector("#train-images >> text=my-squares.zip")
+    page.wait_for_timeout(3000)  # the time a person takes to read the settings
+    page.locator("#train-button").click()
+    page.wait_for_selector("#train-preview img", state="visible", timeout=30_000)
+    first = image_at(page, "#train-preview img", "RGB")
+
+    def seen() -> int:
+        m = re.search(r"([\d,]+) images seen", page.locator("#train-status").inner_text())
+        return int(m.group(1).replace(",", "")) if m else 0
+
+    early = seen()
+    page.wait_for_timeout(6000)
+    later = image_at(page, "#train-preview img", "RGB")
+    assert seen() > early  # the run goes on
+    assert np.abs(np.asarray(later, np.float32) - np.asarray(first, np.float32)).mean() > 1.0  # the pictures move
+    assert page.locator("#rec-curve canvas, #rec-curve svg").count() > 0
+    assert page.locator("#kl-curve canvas, #kl-curve svg").count() > 0
+    shot(page, "train")
+    page.locator("#stop-button").click()
+    page.wait_for_selector("#train-status >> text=is in the Model list", timeout=60_000)
+    name = re.search(r"(trained-images-\d+)", page.locator("#train-status").inner_text()).group(1)
+    assert page.locator("#train-download >> text=.zip").count() > 0
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name=name).click()
+    page.locator("button[data-tab-id=sample]:visible").first.click()
+    page.wait_for_function(f"document.body.innerText.includes('{name}')")
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Sample from the prior").click()
+    page.wait_for_timeout(3000)
+    sheet = image_at(page, "#samples img", "RGB")
+    a = np.asarray(sheet, np.float32)
+    assert a.std() > 5 and np.abs(a[..., 0] - a[..., 1]).mean() > 1.0  # colour samples from the trained model

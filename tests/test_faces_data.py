@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-pa = pytest.importorskip("python_avatars", reason="faces need requirements-data.txt")
-pytest.importorskip("resvg_py", reason="faces need requirements-data.txt")
+pa = pytest.importorskip("python_avatars", reason="faces need python-avatars and resvg-py (requirements.txt)")
+pytest.importorskip("resvg_py", reason="faces need python-avatars and resvg-py (requirements.txt)")
 
 from vae_demo.datasets import faces as F
 

@@ -1,4 +1,5 @@
-"""The package's shape: serving never imports training, and the old command paths say where they went."""
+"""The package's shape: serving never imports training, and the old command paths say where they went
+(`python -m vae_demo.train` is now the train-your-own command: tests/test_train_own.py)."""
 
 import json
 import subprocess
@@ -18,6 +19,7 @@ service.reconstruct(example, "mnist")
 service.explain(example, "mnist")
 service.sample("mnist", n=4)
 service.edit(example, "mnist", "thickness", 2.0)
+service.jobs  # the Train tab's line of runs (their trainer runs in a process of its own)
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("vae_demo"))))
 """
 
@@ -31,7 +33,7 @@ def test_the_app_and_its_handlers_import_no_training_or_dataset_module():
     assert [m for m in loaded if m.startswith(("vae_demo.training", "vae_demo.datasets"))] == []
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "classifier", "directions"])
+@pytest.mark.parametrize("command", ["evaluate", "classifier", "directions"])
 def test_an_old_command_path_says_where_it_went_and_still_runs(command):
     out = subprocess.run([sys.executable, "-m", f"vae_demo.{command}", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=False)

@@ -85,6 +85,39 @@ def user_errors(fn):
     return wrapper
 
 
+def streamed_user_errors(fn):
+    """user_errors for a generator handler (a run's live updates): the visitor is read once, when it starts, and
+    every step of the generator runs as that visitor; a DemoError at any step becomes gr.Error. A page that goes
+    away closes the inner generator."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        owner = request_owner()
+        gen = None
+        try:
+            with as_owner(owner):
+                gen = fn(*args, **kwargs)
+            while True:
+                with as_owner(owner):
+                    try:
+                        value = next(gen)
+                    except StopIteration:
+                        return
+                yield value
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        except (gr.Error, GeneratorExit):
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Something went wrong on the server while doing this; the error was logged.") from None
+        finally:
+            if gen is not None:
+                gen.close()
+
+    return wrapper
+
+
 def caps(service: DemoService, model) -> frozenset:
     return service.registry.get(model).capabilities
 

@@ -1,9 +1,15 @@
-"""`python -m vae_demo.train` is now `python -m vae_demo.training.train` (vae_demo/training/train.py); this old path says so and runs it."""
+"""`python -m vae_demo.train`: train your own VAE on your images or a generated set, for a number of seconds, as the
+app's Train tab does (vae_demo/training/in_app.py: the same trainer and the same model card).
+
+    python -m vae_demo.train --images my_photos.zip --seconds 120 --out my-vae
+    python -m vae_demo.train --source shapes --latent-dim 8 --beta 4 --out shapes-vae
+
+The bundled checkpoints are trained on whole datasets by `python -m vae_demo.training.train` (epochs, not seconds).
+"""
 
 import sys
 
 if __name__ == "__main__":
-    print("vae_demo.train moved: run python -m vae_demo.training.train (running it now)", file=sys.stderr)
-    from vae_demo.training.train import main
+    from vae_demo.training.in_app import main
 
-    main()
+    sys.exit(main())

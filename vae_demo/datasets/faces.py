@@ -5,7 +5,8 @@ be measured rather than hoped for. Face i of seed s depends only on (s, i): its 
 `default_rng([s, i])`. A held-out set is the same command with another seed, any range of faces can be rendered
 alone (`start=`), and workers need not talk to each other.
 
-python-avatars and resvg-py (requirements-data.txt) are needed to make faces, not to serve a trained model.
+python-avatars and resvg-py (in requirements.txt for the Train tab's faces source) are needed to make faces, not to serve
+a trained model.
 
     python -m vae_demo.datasets.faces --n 60000 --seed 0 --out DIR [--workers N]
 

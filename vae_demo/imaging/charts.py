@@ -108,6 +108,28 @@ def training_curves(log: list) -> Image.Image:
         return _to_pil(fig)
 
 
+def loss_terms_chart(rows: list, beta: float, seconds: Optional[float] = None) -> Image.Image:
+    """A training run's rows ({"t", "rec", "kl"}: seconds, nats per image) -> the two terms of the loss side by side,
+    each on its own scale, so that a KL that grows while the reconstruction falls is seen as the trade it is."""
+    plt = _plt()
+    t = [r["t"] for r in rows]
+    with _LOCK:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 2.6), dpi=100)
+        for ax, key, title, colour in ((axes[0], "rec", "reconstruction −log p(x|z)", ACCENT),
+                                       (axes[1], "kl", f"KL(q(z|x) ‖ p(z)), weighted by β = {beta:g}", PRIOR)):
+            ax.plot(t, [r[key] for r in rows], color=colour, linewidth=1.5)
+            if rows:
+                ax.annotate(f"{rows[-1][key]:.1f}", (t[-1], rows[-1][key]), fontsize=9, color=colour,
+                            xytext=(3, 0), textcoords="offset points", va="center")
+            ax.set_title(title + " (nats)", fontsize=10)
+            ax.set_xlabel("seconds of training")
+            if seconds:
+                ax.set_xlim(0, seconds * 1.08)
+            ax.spines[["top", "right"]].set_visible(False)
+        fig.subplots_adjust(left=0.08, right=0.97, top=0.88, bottom=0.2, wspace=0.25)
+        return _to_pil(fig)
+
+
 @dataclass
 class LatentMap:
     """A scatter of the test set's latent means in 2-D, with the pixel <-> map-coordinate transform."""

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -32,6 +33,14 @@ from vae_demo.models.protocol import LoadedModel
 _owner: ContextVar[Optional[str]] = ContextVar("vae_demo_owner", default=None)
 DEFAULT_SESSION_MODELS = 3
 DEFAULT_RUNTIME_MB = 1024
+TRAINED = "trained:"  # the source of a model trained in the app (its folder lives with the server's runs)
+SETTINGS_SHOWN = ("source", "dataset", "latent_dim", "beta", "seconds", "image_size", "seed", "images_seen",
+                  "seconds_trained", "stopped", "steps")
+
+
+def _settings_of(outcome: dict) -> dict:
+    """what /models says about a trained model: its settings and what the run did"""
+    return {k: outcome[k] for k in SETTINGS_SHOWN if k in outcome}
 
 
 @contextlib.contextmanager
@@ -61,6 +70,7 @@ class RuntimeModel:
     owners: set = field(default_factory=set)
     source: str = ""
     last_used: float = field(default_factory=time.monotonic)
+    trained: Optional[dict] = None  # a model trained in the app: its settings and what the run did (training.json)
 
 
 @dataclass
@@ -94,6 +104,7 @@ class ModelRegistry:
         self._models: dict = {}  # bundled (and --model) models: every visitor's
         self._runtime: "OrderedDict[str, RuntimeModel]" = OrderedDict()  # least recently used first
         self._evicted: dict = {}  # owner -> {name: source} of their models evicted to make room
+        self._trained: dict = {}  # name -> (folder, outcome, owner) of models trained in the app, while their folders last
         self._lock = threading.Lock()
 
     # --- loading --------------------------------------------------------------------------
@@ -116,6 +127,15 @@ class ModelRegistry:
         with self._lock:
             if source in self._models:  # a bundled model: everyone has it already
                 return self._models[source]
+        if source.startswith(TRAINED):  # one of the owner's trained models, evicted: loaded again from its folder
+            name = source[len(TRAINED):]
+            folder, outcome, trainer = self._trained.get(name, (None, None, None))
+            if trainer != (owner or ""):  # only its trainer may bring it back
+                raise ModelLoadError(f"{source!r} is not a model you trained here.")
+            if not folder.is_dir():
+                raise ModelLoadError(f"{name} was trained here but its files are gone (this server keeps the latest "
+                                     "runs only); train it again, or load the zip you downloaded with app.py --model.")
+            return self.add_trained(folder, name, owner, outcome)
         if not self.limits.load_box:
             raise ModelLoadError("Loading models is switched off on this server; pick one of the models listed.")
         if self.limits.allowed and not any(fnmatch.fnmatchcase(source, p) for p in self.limits.allowed):
@@ -149,6 +169,41 @@ class ModelRegistry:
             self._touch(entry)
             self._evicted.get(owner, {}).pop(name, None)
             return entry.model
+
+    def check_room(self, owner: Optional[str]) -> None:
+        """ModelLoadError with a sentence if the owner holds as many run-time models as they may"""
+        with self._lock:
+            self._check_session_cap(owner or "")
+
+    def add_trained(self, folder: Path, name: str, owner: Optional[str], outcome: dict) -> LoadedModel:
+        """A model trained in the app (vae_demo/serving/training_jobs.py): a run-time model of its trainer, named
+        `name`, capped and evicted like one loaded by repo id; evicted, one pick loads it again from `folder`."""
+        owner = owner or ""
+        vae = load_vae(str(folder), device=self.device, allow_local=True)
+        vae.info.name, vae.info.source = name, TRAINED + name
+        mb = model_megabytes(vae)
+        with self._lock:
+            self._trained[name] = (Path(folder), outcome, owner)
+            entry = self._runtime.get(name)
+            if entry is None or owner not in entry.owners:
+                self._check_session_cap(owner)
+            if entry is None:
+                self._make_room(mb)
+                entry = self._runtime[name] = RuntimeModel(vae, mb, set(), TRAINED + name, trained=outcome)
+            entry.owners.add(owner)
+            self._touch(entry)
+            self._evicted.get(owner, {}).pop(name, None)
+            return entry.model
+
+    def forget_trained(self, name: str) -> None:
+        """a trained model's folder is being deleted: it can no longer be loaded again once evicted"""
+        with self._lock:
+            self._trained.pop(name, None)
+
+    def trained_settings(self, name: str) -> Optional[dict]:
+        with self._lock:
+            entry = self._runtime.get(name)
+            return entry.trained if entry is not None else None
 
     def unload_for(self, name: str, owner: Optional[str]) -> bool:
         """The owner lets go of a run-time model; it is dropped when nobody holds it. -> whether they held it"""
@@ -242,6 +297,8 @@ class ModelRegistry:
                 "source": v.info.source,
                 "device": str(self.device),
                 "runtime": self.is_runtime(name),
+                "trained_in_app": self.trained_settings(name) is not None,
+                **({"training": _settings_of(self.trained_settings(name))} if self.trained_settings(name) else {}),
             }
             for name, v in items
         ]

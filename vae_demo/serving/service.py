@@ -27,11 +27,12 @@ from vae_demo.serving.registry import Limits, ModelRegistry
 from vae_demo.serving.model_endpoints import ModelEndpoints
 from vae_demo.serving.knob_endpoints import KnobEndpoints
 from vae_demo.serving.application_endpoints import ApplicationEndpoints
+from vae_demo.serving.train_endpoints import TrainEndpoints
 
 GIF_KEEP = 256  # GIFs kept on disk for download; older ones are deleted
 
 
-class DemoService(ModelEndpoints, KnobEndpoints, ApplicationEndpoints):
+class DemoService(ModelEndpoints, KnobEndpoints, ApplicationEndpoints, TrainEndpoints):
     def __init__(self, registry: ModelRegistry, gif_dir: Optional[Path] = None, upload_roots: Optional[list] = None):
         self.registry = registry
         self.upload_roots = upload_roots  # None: any path (Python callers); the app passes its upload folders

@@ -132,3 +132,12 @@ classifier trained on few real digits is measured, not assumed (docs/APPLICATION
 digits per class, adding 1,000 generated ones per class raised test accuracy from 88.6 % to 90.9 %; with 100 real
 per class it did not help (96.5 % → 96.1 %). The classifier's reading of every image is given beside the file."""
 
+
+TRAIN = """**Train your own VAE** and watch the ELBO's two terms as it learns: the **reconstruction** term (how many nats
+the decoder needs to describe the image given z) falls, while the **KL** term (the nats the code spends, weighted by
+β) first rises as the encoder starts to use z, then settles. Pick your own images (a zip, or several files: grey or
+colour is decided from them) or a set drawn for you, a latent size and β, and press **Train**. Every few seconds the
+same training images are reconstructed and the same z decoded, so you see the blur lift. **Stop** keeps what it
+learned. When it ends the model joins the **Model** list above, for you only, and works in every tab; download it
+to keep it (`python app.py --model FOLDER`). A large β trades sharp reconstructions for a smoother latent space; a
+tiny latent size makes every image a blend of a few prototypes."""

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report
 from gradio_http import Endpoint, GradioHTTP, build_from_info, timed_call
 import model_only
+import training
 from servers import server_env, start_app, start_floor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -527,6 +528,13 @@ def main(argv=None) -> int:
         say("concurrency")
         rec = next(ep for ep in eps if ep.name == "reconstruct")
         res["concurrency"] = asyncio.run(concurrency_phase(app.url, floor.url, rec, floor_ep, plan, failures))
+
+        # 3b. train your own: the trainer against a plain loop, the first picture, /reconstruct while a run trains
+        say("training")
+        res["training"] = training.run(app.url, Path(ex[0]), args.smoke)
+        t = res["training"]
+        say(f"  trainer {t['trainer']['ratio']:.2f}x a plain loop; first picture {t['first_picture_warm_s']:.1f} s "
+            f"(cold {t['first_picture_cold_s']:.1f} s); /reconstruct while training {t['busy_ratio']:.2f}x idle")
 
         # 6. memory, after all of the load; every raw HTTP call left a Gradio session behind
         calls = GradioHTTP.calls[app.url]

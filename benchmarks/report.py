@@ -144,6 +144,10 @@ def targets_table(res: dict) -> str:
                 verdict(proj, RSS_TARGET_GIB, None),
             ]
         )
+    if res.get("training"):
+        import training
+
+        rows += training.targets_rows(res["training"], verdict, x)
     return table(["figure", "target", "measured [95% interval]", "verdict"], rows)
 
 

@@ -78,6 +78,7 @@ def train(settings: TrainSettings, source: Source, model_dir: Path, preview_dir:
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     preview = Preview(source, model, settings.seed)
+    preview.draw(model)  # the first picture loads its font: before the clock starts, not in the first seconds of training
     rows, sums, steps, seen = [], {"rec": 0.0, "kl": 0.0, "n": 0}, 0, 0
     previews, start = 0, time.perf_counter()
     next_log, next_preview = LOG_EVERY, FIRST_PREVIEW
@@ -193,6 +194,7 @@ def child_main(argv: list) -> int:
     torch.set_num_threads(default_threads())
     if argv == ["--standby"]:
         torch.optim.Adam(torch.nn.Linear(1, 1).parameters())  # the first optimiser imports torch._dynamo
+        labelled_grid(torch.zeros(1, 1, 8, 8), 1, ["x"], axis=None)  # and the first picture loads its font
         line = sys.stdin.readline().strip()
         if not line or stopping:
             return 0

@@ -65,7 +65,9 @@ def plain_loop(seconds: float) -> dict:
 def in_app(seconds: float, folder: Path) -> dict:
     """The in-app trainer as the server runs it: its own process, loss rows and pictures included"""
     folder.mkdir(parents=True)
-    (folder / "settings.json").write_text(json.dumps({**SETTINGS, "seconds": seconds, "batch_size": 64, "lr": 1e-3}))
+    from vae_demo.models.recipe import TrainSettings
+
+    (folder / "settings.json").write_text(json.dumps(TrainSettings(seconds=seconds, **SETTINGS).to_dict()))
     subprocess.run([sys.executable, "-m", "vae_demo.training.in_app", str(folder)], cwd=REPO, check=True,
                    env={**os.environ, "PYTHONPATH": str(REPO)})
     return json.loads((folder / "model" / "training.json").read_text())

@@ -138,6 +138,21 @@ def test_a_few_seconds_on_shapes_lower_the_loss(tmp_path):
     assert json.loads((tmp_path / "model" / "training.json").read_text())["source"] == "shapes"
 
 
+def test_twenty_seconds_on_digits_reconstruct_most_digits_closer_to_themselves_than_to_the_others(tmp_path, examples):
+    from vae_demo.datasets.sources import open_source
+    from vae_demo.hub.loading import load_vae
+    from vae_demo.training.in_app import train
+
+    s = check_settings(**{**GOOD, "source": "digits", "image_size": 28, "latent_dim": 16, "seconds": 20})
+    train(s, open_source("digits", 28, 0), tmp_path / "model", tmp_path)
+    vae = load_vae(str(tmp_path / "model"))
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("L"), np.float32) / 255)[None] for p in examples])
+    with torch.inference_mode():
+        rec = vae.decode(vae.encode(x)[0])
+    dist = ((rec[:, None] - x[None]) ** 2).flatten(2).mean(2)  # (reconstruction, digit)
+    assert (dist.argmin(1) == torch.arange(len(x))).float().mean() >= 0.8, dist.argmin(1)
+
+
 # --- the server's runs ----------------------------------------------------------------------------------------
 @pytest.fixture
 def service():
@@ -278,6 +293,8 @@ def test_through_the_api_a_run_trains_while_reconstruct_answers_and_a_killed_run
         assert listed[info["model"]]["training"]["image_size"] == 28
         sheet, _ = client.predict(model=info["model"], n=4, seed=0, temperature=1.0, api_name="/sample")
         assert Image.open(sheet).size[0] > 28  # the trained model samples by its name
+        rec = client.predict(image=handle_file(str(examples[3])), model=info["model"], api_name="/reconstruct")
+        assert "pca_mse" in rec[1]  # the PCA baseline was fitted beside the model
         other = Client(url + "/", verbose=False)
         assert info["model"] not in {m["name"] for m in other.predict(api_name="/models")}
         # a run whose process is killed: a sentence, and the server goes on answering

@@ -46,6 +46,25 @@ def fit_pca(x: torch.Tensor, k: int) -> PCA:
                variances=evals[order[:k]].clamp_min(0).float(), noise=float(rest.mean()) if len(rest) else 0.0)
 
 
+def fit_pca_lowrank(x: torch.Tensor, k: int, seed: int = 0) -> PCA:
+    """(N, F) data -> the top-k axes by a randomized SVD (Halko et al. 2011): for many features (a colour image's
+    thousands of pixels), where fit_pca's F x F covariance would be slow; the same PCA up to the SVD's precision."""
+    x = x.double()
+    mean = x.mean(0)
+    k = min(k, min(x.shape) - 1)
+    torch.manual_seed(seed)
+    _, s, v = torch.pca_lowrank(x, q=min(k + 10, min(x.shape)), center=True, niter=4)
+    comps = v[:, :k].T
+    signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
+    signs[signs == 0] = 1
+    variances = s[:k] ** 2 / max(1, len(x) - 1)
+    total = (x - mean).pow(2).sum(0).div(max(1, len(x) - 1)).sum()
+    rest = x.shape[1] - k
+    noise = float((total - variances.sum()).clamp_min(0) / rest) if rest > 0 else 0.0
+    return PCA(mean=mean.float().contiguous(), components=(comps * signs).float().contiguous(),
+               variances=variances.float(), noise=noise)
+
+
 def pca_tensors(pca: PCA) -> dict:
     """-> what pca.safetensors holds"""
     t = {"mean": pca.mean.float(), "components": pca.components.float()}

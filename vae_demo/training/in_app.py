@@ -17,6 +17,7 @@ then the model folder: config.json, model.safetensors, a card with the settings 
 import argparse
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -31,6 +32,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from safetensors.torch import save_file
+
+from vae_demo.analysis.pca import fit_pca_lowrank, pca_tensors
 from vae_demo.datasets.sources import Source, open_source
 from vae_demo.imaging.charts import labelled_grid, loss_terms_chart
 from vae_demo.models.recipe import DEFAULT_SECONDS, TrainSettings, check_settings, model_config
@@ -87,6 +91,8 @@ def train(settings: TrainSettings, source: Source, model_dir: Path, preview_dir:
         elapsed = time.perf_counter() - start
         if elapsed >= settings.seconds or stop():
             break
+        for group in opt.param_groups:  # cosine decay over the run's seconds, to a tenth: fast early, settled at the end
+            group["lr"] = settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / settings.seconds))))
         x = source.batch(settings.batch_size).to(device).contiguous(memory_format=torch.channels_last)
         outp = model(x, compute_loss=True, beta=settings.beta)
         opt.zero_grad(set_to_none=True)
@@ -144,8 +150,11 @@ def save_model(model: VAE, folder: Path, settings: TrainSettings, source: Source
     for i, x in enumerate(preview.images[:6]):
         a = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(examples / f"{i}_example.png")
-    stats_images = torch.cat([source.batch(256), source.batch(256)])
+    stats_images = torch.cat([source.batch(512), source.batch(512)])
     (folder / "latent_stats.json").write_text(json.dumps(latent_statistics(model, stats_images)))
+    # the linear baseline the Reconstruct tab shows beside the VAE's reconstruction: PCA with as many axes as z has
+    save_file(pca_tensors(fit_pca_lowrank(stats_images.flatten(1), settings.latent_dim, settings.seed)),
+              str(folder / "pca.safetensors"))
     write_card(folder, settings, rows, outcome)
     return folder
 
@@ -167,7 +176,7 @@ def write_card(folder: Path, settings: TrainSettings, rows: list, outcome: dict)
         f"| likelihood | {outcome['likelihood']}" + (" (grey levels as Bernoulli probabilities)" if outcome["likelihood"] == "bernoulli"
                                                      else f" with a fixed σ = 0.1 per pixel (colour)") + " |",
         f"| seconds | {settings.seconds:g} |", f"| seed | {settings.seed} |",
-        f"| optimiser | Adam, learning rate {settings.lr:g}, no KL warm-up |", "",
+        f"| optimiser | Adam, learning rate {settings.lr:g} decayed to a tenth over the run's seconds (cosine), no KL warm-up |", "",
         f"Final loss terms (mean of the last half second's training batches): reconstruction {last['rec']:.2f} nats, "
         f"KL {last['kl']:.2f} nats per image.", "",
         "![the loss terms as it trained](training_curves.png)", "",

@@ -318,3 +318,28 @@ def test_a_run_that_outgrows_its_memory_cap_is_ended_with_a_sentence(service):
     assert job.state == "failed" and "VAE_DEMO_TRAIN_MAX_RSS_MB" in job.message
     service.jobs.max_rss_mb = 3072
     assert wait(service.start_training(None, owner="erin", **GOOD)).state == "done"
+
+
+def test_a_trained_model_is_evicted_like_any_run_time_model_and_one_pick_brings_it_back(tiny_folder):
+    from vae_demo.hub.loading import ModelLoadError
+    from vae_demo.serving.registry import Limits, ModelRegistry, as_owner
+
+    from vae_demo.serving.registry import model_megabytes
+
+    registry = ModelRegistry(torch.device("cpu"), Limits(session_models=3))
+    registry.load("mnist")
+    one = model_megabytes(registry.add_trained(tiny_folder, "trained-shapes-1", "alice", {"source": "shapes", "latent_dim": 3}))
+    registry.limits.runtime_mb = 1.5 * one  # room for one
+    registry.add_trained(tiny_folder, "trained-shapes-2", "bob", {"source": "shapes", "latent_dim": 3})  # no room for both
+    with as_owner("alice"):
+        assert registry.names() == ["mnist"] and registry.evicted() == {"trained-shapes-1": "trained:trained-shapes-1"}
+        with pytest.raises(ModelLoadError, match="unloaded to make room"):
+            registry.get("trained-shapes-1")
+    with pytest.raises(ModelLoadError, match="not a model you trained"):
+        registry.load_for("trained:trained-shapes-1", "bob")
+    assert registry.load_for("trained:trained-shapes-1", "alice").info.name == "trained-shapes-1"
+    with as_owner("alice"):
+        assert "trained-shapes-1" in registry.names() and registry.describe()[-1]["trained_in_app"] is True
+    registry.forget_trained("trained-shapes-2")
+    with pytest.raises(ModelLoadError):
+        registry.load_for("trained:trained-shapes-2", "bob")

@@ -1,6 +1,8 @@
 """The Latent map tab: the test set's μ in 2-D, coloured by class (faces: by a factor the visitor picks); click to
 decode a point, mark your own image."""
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from vae_demo.serving import texts
@@ -9,8 +11,9 @@ from vae_demo.serving.service import DemoService
 from .common import MODEL_QUEUE, NOT_IN_API, Tab, caps, example_rows, memo, user_errors
 
 
-def build(service: DemoService, model: gr.Dropdown) -> Tab:
-    first = service.model_names()[0]
+def handlers(service: DemoService) -> SimpleNamespace:
+    """the tab's handlers: a map position, a click, a drag of the sliders, a marked image, a new colouring -> the
+    map, the decoded point, the two sliders and the point; refresh: what the tab shows for a model on arrival"""
 
     def map_outputs(m, point=None, image=None, colour=None):
         if not service.has_latent_map(m):
@@ -41,6 +44,32 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     def recolour(m, colour, point):
         return map_outputs(m, point, colour=colour)
 
+    @memo
+    def refresh(m):
+        has = service.has_latent_map(m)
+        grid = service.manifold(m) if has else None
+        axes = ("z0", "z1") if grid is not None else ("PC 1", "PC 2")
+        img_, out_, u_, v_ = map_outputs(m, (0.0, 0.0) if has else None)[:4]  # the page opens on the centre, decoded
+        img_ = img_ if has else None  # (without a map, map_outputs answers with an update, not a picture)
+        if isinstance(u_, dict):
+            u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
+        options = service.map_colourings(m)
+        return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),
+                gr.update(choices=options, value=options[0] if options else None, visible=bool(options)),
+                gr.update(visible=has), gr.update(visible=not has),
+                gr.update(value=img_, label="Test-set means μ: the whole latent space (click to decode exactly that z)" if grid
+                          is not None else "Test-set means, PCA of μ (click to decode a point)"), out_, u_, v_,
+                gr.update(visible=grid is not None), grid]
+
+    return SimpleNamespace(click=click, moved=moved, mark=mark, mark_upload=mark_upload, recolour=recolour,
+                           refresh=refresh)
+
+
+def build(service: DemoService, model: gr.Dropdown) -> Tab:
+    first = service.model_names()[0]
+
+    h = handlers(service)
+
     with gr.Tab("Latent map", id="map", visible="latent_map" in caps(service, first)) as tab:
         gr.Markdown(texts.LATENT_MAP)
         no_map = gr.Markdown("This model has no stored latent map (it is made by `python -m vae_demo.training.evaluate`).",
@@ -66,29 +95,12 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         point = gr.State(None)
 
     outs = [img, out, u, v, point]
-    examples.click(lambda row: row[0], examples, image, **NOT_IN_API).then(mark, [model, image, colour], outs, preprocess=False,
+    examples.click(lambda row: row[0], examples, image, **NOT_IN_API).then(h.mark, [model, image, colour], outs, preprocess=False,
                                                                          **NOT_IN_API, **MODEL_QUEUE)
-    img.select(click, [model, colour], outs, **NOT_IN_API, **MODEL_QUEUE)
-    gr.on([u.input, v.input], moved, [model, u, v, colour], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
-    mark_btn.click(mark, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
-    image.input(mark_upload, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
-    colour.input(recolour, [model, colour, point], outs, **NOT_IN_API, **MODEL_QUEUE)
+    img.select(h.click, [model, colour], outs, **NOT_IN_API, **MODEL_QUEUE)
+    gr.on([u.input, v.input], h.moved, [model, u, v, colour], outs, trigger_mode="always_last", show_progress="hidden", **NOT_IN_API, **MODEL_QUEUE)
+    mark_btn.click(h.mark, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    image.input(h.mark_upload, [model, image, colour], outs, preprocess=False, **NOT_IN_API, **MODEL_QUEUE)
+    colour.input(h.recolour, [model, colour, point], outs, **NOT_IN_API, **MODEL_QUEUE)
 
-    @memo
-    def refresh(m):
-        has = service.has_latent_map(m)
-        grid = service.manifold(m) if has else None
-        axes = ("z0", "z1") if grid is not None else ("PC 1", "PC 2")
-        img_, out_, u_, v_ = map_outputs(m, (0.0, 0.0) if has else None)[:4]  # the page opens on the centre, decoded
-        img_ = img_ if has else None  # (without a map, map_outputs answers with an update, not a picture)
-        if isinstance(u_, dict):
-            u_, v_ = {**u_, "label": axes[0]}, {**v_, "label": axes[1]}
-        options = service.map_colourings(m)
-        return [gr.update(visible="latent_map" in caps(service, m)), gr.Dataset(samples=example_rows(service, m)),
-                gr.update(choices=options, value=options[0] if options else None, visible=bool(options)),
-                gr.update(visible=has), gr.update(visible=not has),
-                gr.update(value=img_, label="Test-set means μ: the whole latent space (click to decode exactly that z)" if grid
-                          is not None else "Test-set means, PCA of μ (click to decode a point)"), out_, u_, v_,
-                gr.update(visible=grid is not None), grid]
-
-    return Tab(outputs=[tab, examples, colour, row, no_map, img, out, u, v, manifold_col, manifold], refresh=refresh)
+    return Tab(outputs=[tab, examples, colour, row, no_map, img, out, u, v, manifold_col, manifold], refresh=h.refresh)

@@ -10,7 +10,6 @@ Each limit is a constant here, and the README's "Train your own" table names the
 """
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,17 +19,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vae_demo.errors import DemoError
-from vae_demo.models.recipe import IMAGE_SIZES
+from vae_demo.models.recipe import IMAGE_SIZES, env_count
 from vae_demo.imaging.uploads import ImageError, equal_channels, open_image, to_grey_or_rgb
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
-
-
-MAX_IMAGES = _env_int("VAE_DEMO_TRAIN_MAX_IMAGES", 5000)  # images used from one upload; the rest are counted, not read
-MAX_UPLOAD_MB = _env_int("VAE_DEMO_TRAIN_MAX_MB", 100)  # the files as sent (zips and images together)
+MAX_IMAGES = env_count("VAE_DEMO_TRAIN_MAX_IMAGES", 5000)  # images used from one upload; the rest are counted, not read
+MAX_UPLOAD_MB = env_count("VAE_DEMO_TRAIN_MAX_MB", 100)  # the files as sent (zips and images together)
 MAX_UNPACKED_MB = 4 * MAX_UPLOAD_MB  # what a zip's entries may inflate to in all
 MAX_RATIO = 100  # a zip entry that inflates more than this many times its compressed size is a bomb
 MAX_ENTRIES = 20_000  # entries read from one zip (directories and skipped files included)

@@ -23,9 +23,14 @@ HIDDEN_DIM = 256
 GAUSSIAN_STD = 0.1  # colour images: p(x|z) = N(decoder(z), 0.1² I) per pixel, as the bundled faces model
 
 
+def env_count(name: str, default: int) -> int:
+    """a positive whole number from the environment (a cap or a count), else `default`"""
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+
+
 def max_seconds() -> int:
-    raw = os.environ.get("VAE_DEMO_TRAIN_MAX_SECONDS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 300
+    return env_count("VAE_DEMO_TRAIN_MAX_SECONDS", 300)
 
 
 class SettingsError(DemoError, ValueError):

@@ -29,18 +29,13 @@ from typing import Optional
 import numpy as np
 
 from vae_demo.hub.loading import ModelLoadError
-from vae_demo.models.recipe import SettingsError, TrainSettings
+from vae_demo.models.recipe import SettingsError, TrainSettings, env_count
 from vae_demo.serving.registry import ModelRegistry
 
 STOP_GRACE = 15.0  # seconds a stopped run has to save before it is killed
 START_GRACE = 60.0  # seconds past its budget a run may take to start and save before it is killed
 MAX_WAITING = 8  # runs in line behind the one training; one more is refused with a sentence
 POLL = 0.2  # seconds between the supervisor's looks at the child
-
-
-def _env_number(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
 
 
 @dataclass
@@ -73,8 +68,8 @@ class TrainingJobs:
         self.registry = registry
         self.root = Path(root or tempfile.mkdtemp(prefix="vae-demo-runs-"))
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_rss_mb = _env_number("VAE_DEMO_TRAIN_MAX_RSS_MB", 3072)
-        self.keep_runs = _env_number("VAE_DEMO_TRAIN_KEEP_RUNS", 32)
+        self.max_rss_mb = env_count("VAE_DEMO_TRAIN_MAX_RSS_MB", 3072)
+        self.keep_runs = env_count("VAE_DEMO_TRAIN_KEEP_RUNS", 32)
         self._jobs: list = []  # every job, oldest first (finished ones until pruned)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

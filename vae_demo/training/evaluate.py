@@ -151,17 +151,10 @@ def update_model_card(folder: Path, metrics: dict) -> None:
     card.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    vae = load_vae(args.model, device=device)
-    folder, c = vae.info.folder, vae.config
-    if c.dataset not in ("mnist", "fashion-mnist", "dsprites", "faces"):
-        raise SystemExit(f"{args.model}: evaluation knows mnist, fashion-mnist, dsprites and faces, not {c.dataset!r}.")
-    t0 = time.time()
-    binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
+def test_sets(c, args, binarized: bool) -> tuple:
+    """-> (the test images with their labels, the images the likelihood is measured on (binarized MNIST's fixed
+    binarization, else the same), training images for the PCA baseline, dSprites' true factors or None)"""
+    test_factors = None
     if c.dataset == "dsprites":  # fresh sprites the model never saw, with their true factors
         from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 
@@ -181,6 +174,34 @@ def main(argv=None) -> None:
         if args.n_test:
             grey.images, grey.labels, target = grey.images[: args.n_test], grey.labels[: args.n_test], target[: args.n_test]
         train_images = load_dataset(c.dataset, train=True, root=args.data_root).images
+    return grey, target, train_images, test_factors
+
+
+def save_latent_map(folder: Path, mu: torch.Tensor, labels: torch.Tensor, c, data_root: str) -> None:
+    """latent_map.safetensors: the test means in 2-D, coloured by class (faces: also by each drawn factor)"""
+    tensors, meta = latent_map_tensors(mu, labels), None
+    if c.dataset == "faces":  # the map can also be coloured by each drawn factor, as the visitor picks
+        from vae_demo.datasets.faces import face_colourings, load_faces
+
+        colourings = face_colourings(load_faces(Path(data_root) / "faces-test")[1][: len(mu)])
+        tensors.update({f"by:{name}": v for name, (v, _) in colourings.items()})
+        meta = {"colourings": json.dumps({"skin tone": list(c.class_names or []),
+                                          **{name: names for name, (_, names) in colourings.items()}})}
+    save_file(tensors, str(folder / "latent_map.safetensors"), metadata=meta)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    vae = load_vae(args.model, device=device)
+    folder, c = vae.info.folder, vae.config
+    if c.dataset not in ("mnist", "fashion-mnist", "dsprites", "faces"):
+        raise SystemExit(f"{args.model}: evaluation knows mnist, fashion-mnist, dsprites and faces, not {c.dataset!r}.")
+    t0 = time.time()
+    binarized = c.likelihood == "bernoulli" and c.dataset == "mnist"
+    grey, target, train_images, test_factors = test_sets(c, args, binarized)
 
     lik = likelihood(vae, target, args.k, args.batch_size, args.seed, labels=grey.labels)
     mu, _, mse = encode_all(vae, grey.images, labels=grey.labels)
@@ -190,16 +211,7 @@ def main(argv=None) -> None:
     pca = fit_pca(train_images.flatten(1), c.latent_dim)
     pca_mse = (pca.reconstruct(grey.images.flatten(1)) - grey.images.flatten(1)).pow(2).mean(1)
     save_file(pca_tensors(pca), str(folder / "pca.safetensors"))
-    tensors, meta = latent_map_tensors(mu, grey.labels), None
-    if c.dataset == "faces":  # the map can also be coloured by each drawn factor, as the visitor picks
-        from vae_demo.datasets.faces import face_colourings, load_faces
-
-        colourings = face_colourings(load_faces(Path(args.data_root) / "faces-test")[1][: len(mu)])
-        tensors.update({f"by:{name}": v for name, (v, _) in colourings.items()})
-        meta = {"colourings": json.dumps({"skin tone": list(c.class_names or []),
-                                          **{name: names for name, (_, names) in colourings.items()}})}
-    save_file(tensors, str(folder / "latent_map.safetensors"), metadata=meta)
-
+    save_latent_map(folder, mu, grey.labels, c, args.data_root)
     stats = json.loads((folder / "latent_stats.json").read_text()) if (folder / "latent_stats.json").exists() else {}
     stats.update({
         "n_images": len(target),

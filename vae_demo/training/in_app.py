@@ -37,7 +37,7 @@ from safetensors.torch import save_file
 from vae_demo.analysis.pca import fit_pca_lowrank, pca_tensors
 from vae_demo.datasets.sources import Source, open_source
 from vae_demo.imaging.charts import labelled_grid, loss_terms_chart
-from vae_demo.models.recipe import DEFAULT_SECONDS, TrainSettings, check_settings, model_config
+from vae_demo.models.recipe import DEFAULT_SECONDS, TrainSettings, check_settings, env_count, model_config
 from vae_demo.models.vae import VAE
 from vae_demo.training.stats import latent_statistics
 
@@ -49,8 +49,7 @@ PREVIEW_COLUMNS = 8
 
 def default_threads() -> int:
     """torch threads for a run: all cores but one, so the server beside it keeps a core (VAE_DEMO_TRAIN_THREADS)"""
-    raw = os.environ.get("VAE_DEMO_TRAIN_THREADS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else max(1, (os.cpu_count() or 2) - 1)
+    return env_count("VAE_DEMO_TRAIN_THREADS", max(1, (os.cpu_count() or 2) - 1))
 
 
 class Preview:
@@ -86,6 +85,12 @@ def train(settings: TrainSettings, source: Source, model_dir: Path, preview_dir:
     rows, sums, steps, seen = [], {"rec": 0.0, "kl": 0.0, "n": 0}, 0, 0
     previews, start = 0, time.perf_counter()
     next_log, next_preview = LOG_EVERY, FIRST_PREVIEW
+
+    def log_row(t: float) -> dict:
+        """a row of the loss curve: the mean terms of the batches since the last row -> fresh sums"""
+        rows.append({"t": round(t, 3), "step": steps, "seen": seen, "rec": sums["rec"] / sums["n"], "kl": sums["kl"] / sums["n"]})
+        emit({"kind": "loss", **rows[-1]})
+        return {"rec": 0.0, "kl": 0.0, "n": 0}
     model.train()
     while True:
         elapsed = time.perf_counter() - start
@@ -105,10 +110,8 @@ def train(settings: TrainSettings, source: Source, model_dir: Path, preview_dir:
         sums["n"] += len(x)
         elapsed = time.perf_counter() - start
         if elapsed >= next_log:
-            row = {"t": round(elapsed, 3), "step": steps, "seen": seen, "rec": sums["rec"] / sums["n"], "kl": sums["kl"] / sums["n"]}
-            rows.append(row)
-            emit({"kind": "loss", **row})
-            sums, next_log = {"rec": 0.0, "kl": 0.0, "n": 0}, elapsed + LOG_EVERY
+            sums = log_row(elapsed)
+            next_log = elapsed + LOG_EVERY
         if elapsed >= next_preview:
             previews += 1
             path = preview_dir / f"preview-{previews:04d}.png"
@@ -118,8 +121,7 @@ def train(settings: TrainSettings, source: Source, model_dir: Path, preview_dir:
             next_preview = elapsed + PREVIEW_EVERY
     trained = time.perf_counter() - start
     if sums["n"]:
-        rows.append({"t": round(trained, 3), "step": steps, "seen": seen, "rec": sums["rec"] / sums["n"], "kl": sums["kl"] / sums["n"]})
-        emit({"kind": "loss", **rows[-1]})
+        log_row(trained)
     outcome = {**settings.to_dict(), "dataset": source.dataset, "channels": source.channels, "likelihood": source.likelihood,
                "images_seen": seen, "steps": steps, "seconds_trained": round(trained, 2), "stopped": trained < settings.seconds - 0.05,
                "distinct_images": source.size(), "images_per_second": round(seen / max(trained, 1e-9), 1),

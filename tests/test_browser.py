@@ -564,7 +564,9 @@ def test_train_on_your_own_zip_watch_it_learn_stop_pick_it_and_sample(page, tmp_
     page.locator("#train-images input[type=file]").set_input_files(str(z))
     page.wait_for_selector("#train-images >> text=my-squares.zip")
     page.wait_for_timeout(3000)  # the time a person takes to read the settings
+    assert "A recorded run" in page.locator("#train-status").inner_text()  # the tab had a result on arrival
     page.locator("#train-button").click()
+    page.wait_for_selector("#train-status >> text=Training on", timeout=30_000)  # the recorded picture is gone
     page.wait_for_selector("#train-preview img", state="visible", timeout=30_000)
     first = image_at(page, "#train-preview img", "RGB")
 

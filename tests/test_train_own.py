@@ -343,3 +343,18 @@ def test_a_trained_model_is_evicted_like_any_run_time_model_and_one_pick_brings_
     registry.forget_trained("trained-shapes-2")
     with pytest.raises(ModelLoadError):
         registry.load_for("trained:trained-shapes-2", "bob")
+
+
+def test_the_train_tab_shows_a_recorded_run_of_the_same_trainer_before_a_visitor_trains():
+    """checkpoints/recorded-run: the loss rows and last picture of `python -m vae_demo.train --source digits` (its README
+    says how); the reconstruction term fell over the run and the picture is the trainer's preview (three rows)"""
+    from ui.train import recorded_line
+    from vae_demo.serving.train_endpoints import TrainEndpoints
+
+    rec = TrainEndpoints().recorded_run()
+    assert rec is not None and rec["run"]["source"] == "digits" and rec["run"]["images_seen"] > 0
+    rows = rec["rows"]
+    assert len(rows) >= 10 and rows[-1]["rec"] < rows[0]["rec"] and rows[-1]["t"] > rows[0]["t"]
+    picture = Image.open(rec["preview"])
+    assert picture.mode == "RGB" and picture.height > 3 * 28 and picture.width > picture.height
+    assert "A recorded run" in recorded_line(rec) and f"{rec['run']['images_seen']:,} images seen" in recorded_line(rec)

@@ -57,6 +57,15 @@ def progress_bar(snap: dict) -> str:
             f'<div style="height:100%;width:{share * 100:.1f}%;background:{colour}"></div></div>')
 
 
+def recorded_line(recorded: dict) -> str:
+    """what the tab says before a visitor trains, over the recorded run's curves and picture"""
+    r, rows = recorded["run"], recorded["rows"]
+    return (f"**A recorded run** of this trainer, to show what you will see: {r['seconds_trained']:.0f} s on "
+            f"{r['dataset']}, latent size {r['latent_dim']}, β {r['beta']:g}: "
+            f"{r['images_seen']:,} images seen; reconstruction **{rows[-1]['rec']:.1f}** nats, KL **{rows[-1]['kl']:.1f}** "
+            "nats at the end. Pick what to train on and press **Train** for a run of your own.")
+
+
 def summary(snap: dict) -> dict:
     return {"model": snap["model"], "state": snap["state"], "settings": snap["settings"], "outcome": snap["outcome"],
             "first_preview_after_s": snap["first_preview_after"], "message": snap["message"]}
@@ -89,6 +98,8 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     def choices():
         return gr.update(choices=service.picker_choices())
 
+    recorded = service.recorded_run()  # shown until the visitor trains: the tab has a result on arrival
+    rows = recorded["rows"] if recorded else []
     with gr.Tab("Train", id="train") as tab:
         gr.Markdown(texts.TRAIN)
         with gr.Row():
@@ -107,13 +118,15 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
                     halt = gr.Button("Stop", variant="stop", elem_id="stop-button")
             with gr.Column(scale=2):
                 bar = gr.HTML(elem_id="train-progress", padding=False)
-                status = gr.Markdown("Pick what to train on and press **Train**.", elem_id="train-status")
+                status = gr.Markdown(recorded_line(recorded) if recorded else "Pick what to train on and press **Train**.",
+                                     elem_id="train-status")
                 with gr.Row():
-                    rec_plot = gr.LinePlot(curve([], "rec"), x="seconds", y="nats", title="reconstruction −log p(x|z)",
-                                           x_title="seconds of training", y_title="nats per image", elem_id="rec-curve")
-                    kl_plot = gr.LinePlot(curve([], "kl"), x="seconds", y="nats", title="KL(q(z|x) ‖ p(z))",
+                    rec_plot = gr.LinePlot(curve(rows, "rec"), x="seconds", y="nats", title="reconstruction −log p(x|z)",
+                                           x_title="seconds of training", y_title="nats per image", elem_id="rec-curve",
+                                           y_axis_format="~s")  # -2k, not a number cut at the left edge
+                    kl_plot = gr.LinePlot(curve(rows, "kl"), x="seconds", y="nats", title="KL(q(z|x) ‖ p(z))",
                                           x_title="seconds of training", y_title="nats per image", elem_id="kl-curve")
-                preview = gr.Image(label="A fixed batch, its reconstructions, and samples from fixed z", format="png",
+                preview = gr.Image(recorded["preview"] if recorded else None, label="A fixed batch, its reconstructions, and samples from fixed z", format="png",
                                    interactive=False, elem_id="train-preview", buttons=["download", "fullscreen"])
                 download = gr.File(label="Download the model (a zip: unzip, then python app.py --model FOLDER)",
                                    interactive=False, elem_id="train-download", visible=False)

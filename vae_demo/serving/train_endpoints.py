@@ -2,8 +2,11 @@
 with a sentence each, the run handed to the server's one line of runs (serving/training_jobs.py), and a snapshot of a
 run for the page to draw. Kept apart from service.py so each file stays about one thing; DemoService inherits them."""
 
+import json
 import threading
 from typing import Optional
+
+from vae_demo.hub.loading import CHECKPOINTS_DIR
 
 from vae_demo.imaging.image_sets import TrainInputError, read_images
 from vae_demo.imaging.uploads import ImageError, confined_path
@@ -12,6 +15,9 @@ from vae_demo.serving.registry import current_owner
 from vae_demo.serving.training_jobs import Job, TrainingJobs
 
 _jobs_lock = threading.Lock()
+# A run of the app's own trainer, recorded (how: its README), that the Train tab shows before a visitor trains: the
+# loss terms and the last picture of the run. It holds no weights, so it is not a model.
+RECORDED_RUN = CHECKPOINTS_DIR / "recorded-run"
 
 
 def _paths(images) -> list:
@@ -53,6 +59,16 @@ class TrainEndpoints:
                                own.images if own is not None else None)
         job.message = f"Training on {own.summary()}." if own is not None else ""
         return job
+
+    def recorded_run(self) -> Optional[dict]:
+        """-> the recorded run: {"rows": its loss rows, "preview": its last picture's path, "run": its settings and
+        what it did (training.json)}, or None where there is none"""
+        try:
+            return {"rows": json.loads((RECORDED_RUN / "training_log.json").read_text()),
+                    "preview": str(RECORDED_RUN / "preview.png") if (RECORDED_RUN / "preview.png").is_file() else None,
+                    "run": json.loads((RECORDED_RUN / "training.json").read_text())}
+        except (OSError, ValueError):
+            return None
 
     def stop_training(self, owner: Optional[str] = None) -> bool:
         """/stop_training: the visitor's run stops and keeps what it learned -> whether they had one"""

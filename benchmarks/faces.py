@@ -1,6 +1,6 @@
 """What the faces VAE keeps, read by the face reader: issue #26's floors on held-out faces.
 
-    python benchmarks/faces.py [--data-root ../data] [--n 2000] [--pictures docs]
+    python benchmarks/faces.py [--model faces] [--data-root ../data] [--n 2000] [--pictures docs]
 
 - Reconstructions keep the factors: the reader's reading of decode(μ) against each face's true labels (skin tone,
   glasses, beard; smile over the faces whose mouth is in one of its two groups), beside the reader on the faces
@@ -38,11 +38,12 @@ def agreement(probs: dict, y: torch.Tensor) -> dict:
 @torch.inference_mode()
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="faces", help="bundled model name or a checkpoint folder trained on faces")
     p.add_argument("--data-root", default="../data")
     p.add_argument("--n", type=int, default=2000, help="held-out faces")
     p.add_argument("--pictures", default=None, help="folder to draw docs/FACES.md's pictures in")
     args = p.parse_args(argv)
-    vae, reader = load_vae("faces"), load_classifier(CHECKPOINTS_DIR / "classifiers" / "faces")
+    vae, reader = load_vae(args.model), load_classifier(CHECKPOINTS_DIR / "classifiers" / "faces")
     images, rows = load_faces(Path(args.data_root) / "faces-test", mmap=False)
     x, y = to_tensor(images[: args.n]), face_labels(rows[: args.n])
     rec = torch.cat([vae.decode(vae.encode(x[i : i + 500])[0]) for i in range(0, len(x), 500)])

@@ -179,3 +179,22 @@ def test_a_face_exported_at_the_avataaars_canvas_is_framed_as_the_data_was_made(
     padded = frame(tall, "faces", 64).image
     assert padded.shape == (1, 3, 64, 64)
     assert float(padded[0, :, 32, 0].min()) > 0.99 and float(padded[0, :, 0, 32].max()) < 0.01  # white sides, its own top
+
+
+def test_the_supervised_axes_place_each_face_by_its_factors_and_its_parts_by_their_group():
+    """skin tone from -1.5 (lightest) to +1.5 (darkest) in half steps; glasses, beard, smile at +-1 (other mouths and
+    the eyepatch 0); a kind axis tells the members of a group apart and puts the first of each group at -1"""
+    rows = [F.face_labels(i, F.draw_factors(0, i)) for i in range(400)]
+    v = F.factor_axis_values(rows)
+    assert v.shape == (400, 7) and F.FACTOR_AXES[:4] == ("skin_tone", "glasses", "beard", "smile")
+    assert len(F.FACTOR_RANGE) == 7 and all(lo <= v[:, k].min() and v[:, k].max() <= hi for k, (lo, hi) in enumerate(F.FACTOR_RANGE))
+    for row, (skin, glasses, beard, smile, mouth, specs, hair) in zip(rows, v):
+        assert skin == (row["skin_tone"] - 3) * 0.5
+        assert glasses == {1: 1.0, 0: -1.0, -1: 0.0}[row["glasses"]] and beard == (1.0 if row["beard"] else -1.0)
+        assert smile == {1: 1.0, 0: -1.0, -1: 0.0}[row["smile"]]
+        if row["mouth"] in ("CONCERNED", "SMILE"):  # the first of the not-smiling five and of the smiling three
+            assert mouth == -1.0
+        if row["accessory"] not in {m.name for m in F.GLASSES}:
+            assert specs == 0.0
+    assert set(np.unique(v[:, 0])) == {-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5}
+    assert len(np.unique(v[:, 4])) == 5 and len(np.unique(v[:, 5])) == 8 + 1 and len(np.unique(v[:, 6])) == 7

@@ -76,3 +76,43 @@ def test_broadcast_decoder_renders_from_coordinates_and_round_trips(tmp_path):
     assert torch.equal(vae.decode(z), loaded.decode(z))
     flat = vae.decode(torch.zeros(1, 3))[0, 0]  # z constant over the grid: any structure comes from the coordinates
     assert flat.std() > 0
+
+
+def test_a_model_with_factor_axes_reads_them_with_its_axis_reader_learns_them_and_round_trips(tmp_path):
+    """factor_axes: the first means are the axis reader's regression of the known factors; supervised_loss teaches it
+    the values (a few steps bring it closer) while the decoder reads the values it is given; save -> load keeps it."""
+    from vae_demo.training.objectives import supervised_loss
+
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(image_size=16, channels=3, latent_dim=4, hidden_channels=(4, 8), hidden_dim=16,
+                        likelihood="gaussian", factor_axes=["brightness"]))
+    x = torch.rand(32, 3, 16, 16)
+    value = x.mean((1, 2, 3))[:, None] * 4 - 2  # a factor of each image that the reader can learn
+    assert torch.equal(vae.encode(x)[0][:, :1], vae.axis_reader(x * 2 - 1))
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    before = (vae.encode(x)[0][:, 0] - value[:, 0]).abs().mean().item()
+    for _ in range(60):
+        loss, out = supervised_loss(vae, x, value, 0.1, beta=1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (out.z[:, 0] - value[:, 0]).abs().max() < 0.6  # the decoder read the values given (with noise of 0.1)
+    assert (vae.encode(x)[0][:, 0] - value[:, 0]).abs().mean().item() < before / 2
+    vae.eval().save_pretrained(tmp_path)
+    loaded = VAE.from_pretrained(str(tmp_path), strict=True).eval()
+    assert loaded.config.factor_axes == ["brightness"] and torch.equal(loaded.encode(x)[0], vae.encode(x)[0])
+    with pytest.raises(ValueError, match="factor_axes"):
+        VAEConfig(latent_dim=2, factor_axes=["a", "b", "c"])
+    with pytest.raises(ValueError, match="factor_range"):
+        VAEConfig(image_size=16, hidden_channels=(4, 8), latent_dim=2, factor_axes=["a"], factor_range=[[1.0, -1.0]])
+
+
+def test_an_axis_past_the_values_it_was_taught_decodes_as_its_last_value():
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(image_size=16, channels=3, latent_dim=3, hidden_channels=(4, 8), hidden_dim=16, likelihood="gaussian",
+                        factor_axes=["glasses"], factor_range=[[-1.0, 1.0]])).eval()
+    z = torch.tensor([[1.0, 0.3, -0.2], [3.0, 0.3, -0.2], [0.2, 0.3, -0.2], [-4.0, 0.3, -0.2], [-1.0, 0.3, -0.2]])
+    x = vae.decode(z)
+    same = lambda a, b: torch.allclose(a, b, atol=1e-6)  # noqa: E731
+    assert same(x[0], x[1]) and same(x[3], x[4]) and not same(x[0], x[2]) and not same(x[0], x[4])
+    assert not same(vae.decode(z[1:2, [0, 2, 1]] * 3)[0], vae.decode(z[1:2, [0, 2, 1]])[0])  # only the axis is clamped

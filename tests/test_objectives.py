@@ -80,3 +80,20 @@ def test_factor_vae_loss_trains_the_vae_and_leaves_the_critic_to_its_own_step(ti
     # with gamma = 0 it is the plain ELBO
     plain, out0, _ = factor_vae_loss(tiny_vae, critic, x, gamma=0.0)
     assert torch.allclose(plain, (out0.rec_loss + out0.kl).mean())
+
+
+def test_the_supervised_prior_pulls_the_first_dims_to_the_factor_and_leaves_the_rest_standard():
+    from vae_demo.training.objectives import supervised_kl
+
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(64, 6, generator=g), torch.randn(64, 6, generator=g) * 0.3 - 1
+    axes = torch.randn(64, 2, generator=g)
+    # with targets 0 and a standard deviation of 1 it is the plain KL to N(0, I)
+    assert torch.allclose(supervised_kl(mu, logvar, torch.zeros(64, 2), 1.0), VAE.kl_per_dim(mu, logvar).sum(1), atol=1e-5)
+    # it is 0 on the axes exactly when q(z_k|x) is the factor's prior, and grows as μ_k leaves the factor's value
+    on = torch.cat([axes, torch.zeros(64, 4)], 1)
+    logvar_on = torch.cat([torch.full((64, 2), 2 * math.log(0.1)), torch.zeros(64, 4)], 1)
+    assert supervised_kl(on, logvar_on, axes, 0.1).abs().max() < 1e-4
+    off = on.clone()
+    off[:, 0] += 0.2
+    assert torch.allclose(supervised_kl(off, logvar_on, axes, 0.1), torch.full((64,), 0.5 * 0.2**2 / 0.1**2), atol=1e-3)

@@ -48,6 +48,13 @@ class VAEConfig:
     # A conditional VAE (Sohn et al. 2015) when > 0: the encoder sees the image and its label's one-hot vector, the
     # decoder z and a label, so z holds the style (thickness, slant) and the label the class.
     num_labels: int = 0
+    # The known factors the first latent dimensions hold, in order (training/objectives.py supervised_loss): dimension
+    # k is the axis of factor_axes[k], its mean read from the image by a small CNN of its own (`axis_reader`), the
+    # decoder taught what each value looks like. None: no such axes.
+    factor_axes: Optional[list] = None
+    # [low, high] of the values each axis was taught: the decoder reads an axis clamped to it, so a knob moved past a
+    # factor's last value keeps that value (more glasses than glasses is glasses) instead of leaving what it learned.
+    factor_range: Optional[list] = None
 
     def __post_init__(self):
         self.hidden_channels = tuple(int(c) for c in self.hidden_channels)
@@ -81,6 +88,11 @@ class VAEConfig:
             raise ValueError(f"block_convs must be 0 or more, got {self.block_convs}.")
         if self.num_labels < 0 or (self.num_labels and self.class_names and len(self.class_names) != self.num_labels):
             raise ValueError(f"num_labels must be 0 (unconditional) or the number of class names, got {self.num_labels}.")
+        if self.factor_axes is not None and (len(self.factor_axes) > self.latent_dim or self.num_labels or self.image_size % 8):
+            raise ValueError("factor_axes names at most latent_dim axes, of an unconditional model of images whose side divides by 8.")
+        if self.factor_range is not None and (not self.factor_axes or len(self.factor_range) != len(self.factor_axes)
+                                              or any(len(r) != 2 or r[0] > r[1] for r in self.factor_range)):
+            raise ValueError("factor_range gives [low, high] for each of the factor_axes.")
         if self.beta < 0 or self.gaussian_std <= 0:
             raise ValueError("beta must be >= 0 and gaussian_std > 0.")
 
@@ -142,6 +154,12 @@ class VAE(
             c_in = c
         self.encoder = nn.Sequential(*stages, nn.Flatten(), nn.Linear(flat, config.hidden_dim), nn.SiLU())
         self.to_moments = nn.Linear(config.hidden_dim + labels, 2 * config.latent_dim)
+        if config.factor_axes:  # reads the known factors' values: a regression of its own, not a share of the encoder's
+            small = config.image_size // 8
+            self.axis_reader = nn.Sequential(
+                _down(config.channels, 16, 0), _down(16, 32, 0), _down(32, 64, 0), nn.Flatten(),
+                nn.Linear(64 * small * small, 128), nn.SiLU(), nn.Linear(128, len(config.factor_axes)),
+            )
 
         if config.decoder == "broadcast":
             g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
@@ -194,11 +212,17 @@ class VAE(
                 raise ValueError("this is a conditional VAE: it needs the image's label to encode it.")
             h = torch.cat([h, self.one_hot(y, len(h)).to(h.dtype)], 1)
         mu, logvar = self.to_moments(h).chunk(2, dim=1)
+        if self.config.factor_axes:  # the first dimensions' means are the factors' values, as the axis reader reads them
+            mu = torch.cat([self.axis_reader(x * 2 - 1), mu[:, len(self.config.factor_axes) :]], 1)
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode_logits(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """(B, D) -> (B, C, H, W) unbounded decoder output (Bernoulli logits or pre-sigmoid means)"""
         z = self.with_label(z, y)
+        if self.config.factor_range:  # each known factor's axis at most as far as the values it was taught
+            lo, hi = torch.tensor(self.config.factor_range, dtype=z.dtype, device=z.device).T
+            k = len(lo)
+            z = torch.cat([torch.maximum(torch.minimum(z[:, :k], hi), lo), z[:, k:]], 1)
         if self.config.decoder == "broadcast":  # (B, D) -> (B, D + 2, g, g): z at every grid cell, plus where it is
             b, (_, _, g, _) = len(z), self.coords.shape
             grid = torch.cat([z[:, :, None, None].expand(b, z.shape[1], g, g), self.coords.expand(b, 2, g, g)], 1)

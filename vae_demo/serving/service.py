@@ -266,6 +266,8 @@ class DemoService(ModelEndpoints, KnobEndpoints, ApplicationEndpoints, TrainEndp
         know = evaluation_of(vae)
         kl = (know.stats or vae.info.stats or {}).get("kl_per_dim")
         names = know.factor_names()
+        for d, axis in enumerate(getattr(vae.config, "factor_axes", None) or ()):  # a supervised axis (training/train.py --supervised-factors)
+            names[d] = f"{axis.replace('_', ' ')} axis"
         return [f"z{d}" + (f" · {names[d]}" if d in names else "") + (f" · KL {kl[d]:.2f}" if kl else "")
                 for d in inference.slider_order(vae)]
 

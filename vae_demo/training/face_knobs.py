@@ -11,6 +11,8 @@ factor grows, not a dimension someone named by looking. For each factor, on the 
   "pattern"          the covariance of μ with the factor (Haufe et al. 2014's pattern of the regression)
   "orthogonal"       the pattern with the other three factors' patterns projected out, so that a smile does not also
                      bring a beard because bearded faces smile more often in the codes
+  "axis"             a model trained with --supervised-factors (config factor_axes): the latent dimension whose prior
+                     was the factor's value, the axis the model was taught to keep that factor on
 A step (amount 1) comes from the data (`data_step`): for skin tone, one tone darker; for the others, half the distance
 between the mean codes with and without the factor, so +2 from a face without it adds White's whole attribute vector.
 Each is measured on held-out faces: every face's μ is moved ±2 steps, both ends are decoded and read by the face reader.
@@ -61,8 +63,13 @@ def _pattern(mu: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (m * v[:, None]).mean(0)
 
 
-def fit(mu: torch.Tensor, t: torch.Tensor, j: int, method: str) -> torch.Tensor:
-    """(N, D) codes, (N, 4) targets, the factor's column -> (D,) unit direction along which factor j grows"""
+def fit(mu: torch.Tensor, t: torch.Tensor, j: int, method: str, axes: list | None = None) -> torch.Tensor:
+    """(N, D) codes, (N, 4) targets, the factor's column (and the model's factor_axes) -> (D,) unit direction along
+    which factor j grows"""
+    if method == "axis":
+        u = torch.zeros(mu.shape[1])
+        u[list(axes).index(FACTORS[j])] = 1.0
+        return u
     mu, col = mu.double(), t[:, j]
     ok = torch.isfinite(col)
     if method == "mean-difference":
@@ -179,8 +186,9 @@ def main(argv=None) -> None:
     chosen, results = [], {}
     for j, name in enumerate(tqdm(FACTORS, desc="knobs")):
         rows = {}
-        for method in METHODS:
-            u = fit(mu_fit, t_fit, j, method)
+        methods = (("axis",) if name in (vae.config.factor_axes or ()) else ()) + METHODS  # first: it wins a tie
+        for method in methods:
+            u = fit(mu_fit, t_fit, j, method, vae.config.factor_axes)
             d = Direction(name=name, label=LABELS[name], vector=u, step=data_step(mu_fit, t_fit, j, u), kind="factor",
                           unit=UNITS[name], method=method)
             rows[method] = edit_test(vae, reader, d, x_test, args.amount, y=y_test)
@@ -190,7 +198,7 @@ def main(argv=None) -> None:
         u = fit(mu_fit, shuffled, j, "mean-difference")
         control = Direction(name=name, label=LABELS[name], vector=u, step=abs(data_step(mu_fit, shuffled, j, u)) or 1e-6,
                             kind="factor")
-        visible = [k for k in METHODS if rows[k]["flipped"] >= MIN_FLIPPED] or list(METHODS)
+        visible = [k for k in methods if rows[k]["flipped"] >= MIN_FLIPPED] or list(methods)
         best = max(visible, key=lambda k, r=rows: (min(r[k]["right_direction"], r[k]["others_kept"]), r[k]["flipped"]))
         d = rows[best].pop("direction")
         d.per_amount = rows[best]["change_per_amount"]

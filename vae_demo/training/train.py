@@ -29,7 +29,7 @@ from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 from vae_demo.datasets.mnist import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from vae_demo.device import pick_device
 from vae_demo.models.vae import VAE, VAEConfig
-from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss
+from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss, supervised_loss
 from vae_demo.training.stats import latent_statistics
 
 FRAMING = {"mnist": "mnist", "fashion-mnist": "fashion", "faces": "faces"}  # how each dataset's images were framed (vae_demo/imaging/framing.py)
@@ -62,6 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="ramps up from 0 over this many epochs: the KL weight (elbo), TC + dimension-wise KL (beta-tcvae), gamma * TC (factor-vae)")
     p.add_argument("--conditional", action="store_true",
                    help="a conditional VAE (Sohn et al. 2015): encoder and decoder also see the class label (mnist, fashion-mnist)")
+    p.add_argument("--supervised-factors", action="store_true",
+                   help="faces: the first seven latents are the face's skin tone, glasses, beard, smile and which "
+                        "mouth, glasses and facial hair (vae_demo/datasets/faces.py FACTOR_AXES; training/objectives.py "
+                        "supervised_loss), so each of those factors has an axis of its own")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
     p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")
@@ -122,6 +126,12 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
         + ("conditional on the class label (a CVAE, Sohn et al. 2015: the encoder sees the image and its label, the decoder "
            "z and a label), " if args.conditional else "")
+        + ("with its first seven latents supervised (skin tone, glasses, beard, smile, and which mouth, glasses and "
+           "facial hair within their groups; Kingma et al. 2014's M2 with every label seen, the labels as values on an "
+           "axis): in training the decoder reads each face's values there, plus N(0, 0.1^2) noise, and the model's axis "
+           "reader learns to read them from the image (the KL to N(value, 0.1^2)); the other latents' prior is N(0, 1). "
+           "Each named factor has an axis of its own and the knobs move along it. The test ELBO decodes z ~ q(z|x) and "
+           "measures the KL against N(0, I), the prior the app samples from, " if args.supervised_factors else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
            else f"FactorVAE objective (Kim & Mnih 2018): a loss of -ELBO + gamma * TC, gamma = {args.beta:g}, with the total "
@@ -175,6 +185,11 @@ def load_data(args, world, out: Path) -> tuple:
         from vae_demo.datasets.faces import load_split
 
         train, test = load_split(args.data_root, True), load_split(args.data_root, False, args.eval_size or None)
+        if args.supervised_factors:  # each face's place on the supervised axes rides along as its label
+            from vae_demo.datasets.faces import factor_axis_values, load_faces
+
+            rows = load_faces(Path(args.data_root) / "faces-train")[1]
+            train = dataclasses.replace(train, labels=torch.from_numpy(factor_axis_values(rows)))
         if world.main:
             export_examples(test, out / "examples", per_class=2, max_images=12)
         return train, test, len(train.images)
@@ -196,11 +211,15 @@ def load_data(args, world, out: Path) -> tuple:
 
 def build_model(args, test) -> VAE:
     """The VAE these options describe, with the earlier run's weights for a continuation."""
+    axes = ranges = None
+    if args.supervised_factors:  # python-avatars: only when the faces are used
+        from vae_demo.datasets.faces import FACTOR_AXES as axes, FACTOR_RANGE as ranges
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=test.images.shape[1], latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective,
         likelihood=args.likelihood, gaussian_std=args.gaussian_std, beta=args.beta, dataset=args.dataset, class_names=test.class_names,
         framing=FRAMING.get(args.dataset, "none"), num_labels=len(test.class_names) if args.conditional else 0,
+        factor_axes=list(axes) if axes else None, factor_range=[list(r) for r in ranges] if ranges else None,
     )
     model = VAE(config)
     if args.init_from:
@@ -271,7 +290,7 @@ def batches(run: Run, train, epoch: int):
             idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
             x = train.images[idx]
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x  # faces are kept as bytes until used
-            yield x, train.labels[idx].to(world.device) if args.conditional else None
+            yield x, train.labels[idx].to(world.device) if args.conditional or args.supervised_factors else None
 
 
 def train_step(run: Run, x, y, sums: dict) -> tuple:
@@ -288,6 +307,10 @@ def train_step(run: Run, x, y, sums: dict) -> tuple:
     elif args.objective == "factor-vae":
         loss, outp, tc = factor_vae_loss(run.net, run.critic, x, args.beta, anneal=warm)
         sums["tc"] += tc.item() * len(x)
+    elif args.supervised_factors:
+        from vae_demo.datasets.faces import FACTOR_STD  # python-avatars: only when the faces are used
+
+        loss, outp = supervised_loss(run.model, x, y, FACTOR_STD, beta)  # one process: the model's parts are called
     else:
         outp = run.net(x, compute_loss=True, beta=beta, **({"y": y} if args.conditional else {}))
         loss = outp.loss
@@ -330,7 +353,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if args.conditional and (args.dataset == "dsprites" or args.objective != "elbo"):
         raise SystemExit("--conditional trains the ELBO on mnist or fashion-mnist (labelled data).")
+    if args.supervised_factors and (args.dataset != "faces" or args.objective != "elbo" or args.conditional):
+        raise SystemExit("--supervised-factors trains the ELBO on faces (whose factors are known).")
     world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
+    if args.supervised_factors and world.distributed:
+        raise SystemExit("--supervised-factors trains in one process (it calls the model's encoder and decoder itself).")
     torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     out = Path(args.out)
     if world.main:

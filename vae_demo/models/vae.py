@@ -160,6 +160,9 @@ class VAE(
                 _down(config.channels, 16, 0), _down(16, 32, 0), _down(32, 64, 0), nn.Flatten(),
                 nn.Linear(64 * small * small, 128), nn.SiLU(), nn.Linear(128, len(config.factor_axes)),
             )
+        if config.factor_range:  # (2, K) low and high of each axis: a buffer, made once rather than on every decode
+            self.register_buffer("axis_range", torch.tensor(config.factor_range, dtype=torch.float32).T.contiguous(),
+                                 persistent=False)
 
         if config.decoder == "broadcast":
             g, c = config.image_size // 4, chans[min(1, len(chans) - 1)]
@@ -220,9 +223,8 @@ class VAE(
         """(B, D) -> (B, C, H, W) unbounded decoder output (Bernoulli logits or pre-sigmoid means)"""
         z = self.with_label(z, y)
         if self.config.factor_range:  # each known factor's axis at most as far as the values it was taught
-            lo, hi = torch.tensor(self.config.factor_range, dtype=z.dtype, device=z.device).T
-            k = len(lo)
-            z = torch.cat([torch.maximum(torch.minimum(z[:, :k], hi), lo), z[:, k:]], 1)
+            lo, hi = self.axis_range.to(z.dtype)
+            z = torch.cat([torch.clamp(z[:, : len(lo)], lo, hi), z[:, len(lo) :]], 1)
         if self.config.decoder == "broadcast":  # (B, D) -> (B, D + 2, g, g): z at every grid cell, plus where it is
             b, (_, _, g, _) = len(z), self.coords.shape
             grid = torch.cat([z[:, :, None, None].expand(b, z.shape[1], g, g), self.coords.expand(b, 2, g, g)], 1)

@@ -7,7 +7,6 @@ import threading
 from typing import Optional
 
 from vae_demo.hub.loading import CHECKPOINTS_DIR
-
 from vae_demo.imaging.image_sets import TrainInputError, read_images
 from vae_demo.imaging.uploads import ImageError, confined_path
 from vae_demo.models.recipe import check_settings

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vae_demo.models.vae import VAE, VAEOutput
+
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -91,8 +93,7 @@ def supervised_kl(mu: torch.Tensor, logvar: torch.Tensor, axes: torch.Tensor, st
     N(axes_k, std^2) for the first K dimensions and N(0, 1) for the rest."""
     k = axes.shape[1]
     head = 0.5 * (((mu[:, :k] - axes) ** 2 + logvar[:, :k].exp()) / std**2 - 1.0 - logvar[:, :k] + 2 * math.log(std))
-    tail = 0.5 * (mu[:, k:].pow(2) + logvar[:, k:].exp() - 1.0 - logvar[:, k:])
-    return head.sum(1) + tail.sum(1)
+    return head.sum(1) + VAE.kl_per_dim(mu[:, k:], logvar[:, k:]).sum(1)
 
 
 def supervised_loss(model, x: torch.Tensor, axes: torch.Tensor, std: float, beta: float):
@@ -104,8 +105,6 @@ def supervised_loss(model, x: torch.Tensor, axes: torch.Tensor, std: float, beta
     costs KL), and moving along axis k changes factor k and leaves the rest of the face. (A prior that merely pulled
     the encoder's first means towards the values was overruled by the reconstruction term, thousands of nats to its
     tens: the means followed the faces' looks, and the glasses axis correlated 0.57 with glasses.)"""
-    from vae_demo.models.vae import VAEOutput
-
     k = axes.shape[1]
     mu, logvar = model.encode(x)
     z = model.reparameterize(mu, logvar)

@@ -198,3 +198,30 @@ def test_the_supervised_axes_place_each_face_by_its_factors_and_its_parts_by_the
             assert specs == 0.0
     assert set(np.unique(v[:, 0])) == {-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5}
     assert len(np.unique(v[:, 4])) == 5 and len(np.unique(v[:, 5])) == 8 + 1 and len(np.unique(v[:, 6])) == 7
+
+
+def test_a_changed_face_is_the_same_draw_with_one_part_changed_and_its_labels_say_which(tmp_path):
+    """--changed: face i again with its facial hair, mouth, glasses or skin changed (a part its top draws), the same
+    way for the same seed; the pixels that change are that part's, and its labels row names the part"""
+    faces, rows = F.render_faces(40, seed=0)
+    changed, changed_rows = F.render_faces(40, seed=0, changed=True)
+    again, again_rows = F.render_faces(40, seed=0, changed=True, workers=2)
+    assert np.array_equal(changed, again) and changed_rows == again_rows
+    names = Counter(row["changed"] for row in changed_rows)
+    assert set(names) <= set(F.CHANGEABLE) and names["facial_hair"] >= 8 and names["mouth"] >= 5
+    crossings = 0
+    for face, row, other, other_row in zip(faces, rows, changed, changed_rows):
+        part = other_row["changed"]
+        assert other_row["index"] == row["index"] and not np.array_equal(face, other)  # a change that shows
+        differs = [name for name, _ in F.FACTORS if row[f"{name}_idx"] != other_row[f"{name}_idx"]]
+        assert differs == [part]
+        derived = {"facial_hair": "beard", "mouth": "smile", "accessory": "glasses", "skin_color": "skin_tone"}[part]
+        crossings += row[derived] != other_row[derived]
+        moved = _changed(face, other)
+        if part != "skin_color":  # a mouth, a beard or glasses: a small part of the picture, below the hairline
+            assert moved.mean() < 0.25 and moved[:16].mean() < 0.05, (part, moved.mean())
+    assert crossings >= 12  # about half the changes cross the knob's divide (a beard appears or goes, ...)
+    F.write_faces(tmp_path, 4, seed=0, progress=False, changed=True)
+    images, labels = F.load_faces(tmp_path)
+    assert np.array_equal(images, changed[:4]) and [r["changed"] for r in labels] == [r["changed"] for r in changed_rows[:4]]
+    assert json.loads((tmp_path / "meta.json").read_text())["changed"]["weights"] == F.CHANGEABLE

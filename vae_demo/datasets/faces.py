@@ -12,6 +12,12 @@ a trained model.
 
 writes DIR/images.npy ((N, 64, 64, 3) uint8, memory-mappable), DIR/labels.csv (one row per face), DIR/sheet.png
 (the first 64 faces) and, last, DIR/meta.json; a folder without meta.json is incomplete.
+
+    python -m vae_demo.datasets.faces --n 60000 --seed 0 --changed --out DIR
+
+draws the same faces with one part changed each (`changed_factors`: its facial hair, mouth, glasses or skin colour),
+face i of the one set beside face i of the other: the counterfactual pairs the supervised faces model is trained on
+(training/objectives.py supervised_loss), so its decoder learns that the part follows the axis, not the other latents.
 """
 
 import argparse
@@ -127,6 +133,49 @@ def derived_labels(factors: dict) -> dict:
     }
 
 
+# A counterfactual face: the same draw with one of these parts changed, the facial hair most often (its axis is the
+# one the decoder most readily ignores: the free latents see the facial hair with the hair it is drawn with). A part
+# the face's top does not draw (facial hair, glasses) is never the one changed: the pair would be the same picture.
+CHANGEABLE = {"facial_hair": 0.4, "mouth": 0.3, "accessory": 0.15, "skin_color": 0.15}
+_SMILE_GROUPS = (SMILING, NOT_SMILING)
+
+
+def _other_member(name: str, current, rng) -> int:
+    """a member of factor `name` other than `current`; half the time one across the knob's divide (beard / none,
+    glasses / none, smiling / not smiling), so each pair often shows the knob's factor appear or go"""
+    members = _MEMBERS[name]
+    if rng.random() < 0.5:
+        if name == "facial_hair":
+            none = pa.FacialHairType.NONE
+            pool = [none] if current != none else [m for m in members if m != none]
+        elif name == "accessory":
+            pool = [pa.AccessoryType.NONE] if current in GLASSES else sorted(GLASSES, key=members.index)
+        elif name == "mouth":
+            group = next((g for g in _SMILE_GROUPS if current in g), None)
+            pool = sorted((SMILING | NOT_SMILING) - (group or frozenset()), key=members.index)
+        else:
+            pool = []
+        pool = [m for m in pool if m != current]
+        if pool:
+            return members.index(pool[int(rng.integers(len(pool)))])
+    others = [i for i, m in enumerate(members) if m != current]
+    return others[int(rng.integers(len(others)))]
+
+
+def changed_factors(seed: int, index: int, factors: dict) -> tuple:
+    """face `index` of `seed` (its factors) -> (the same factors with one part changed, the factor changed); the
+    same (seed, index) always changes the same part the same way"""
+    rng = np.random.default_rng([seed, index, 1])
+    top = _MEMBERS["top"][factors["top"]]
+    shown = {"facial_hair": top in TOP_SLOTS["Facial-Hair"], "accessory": top in TOP_SLOTS["Accessory"]}
+    names = [name for name in CHANGEABLE if shown.get(name, True)]
+    weights = np.array([CHANGEABLE[name] for name in names])
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    changed = dict(factors)
+    changed[name] = _other_member(name, _MEMBERS[name][factors[name]], rng)
+    return changed, name
+
+
 def face_labels(index: int, factors: dict) -> dict:
     """one labels row: the face's index, each factor by member name and index, then the derived labels"""
     row = {"index": index}
@@ -156,14 +205,19 @@ def render_face(factors: dict) -> np.ndarray:
 
 
 def _render_range(task: tuple) -> tuple:
-    """(seed, start, stop) -> faces start..stop-1 as (stop - start, 64, 64, 3) uint8 and their labels rows"""
-    seed, start, stop = task
+    """(seed, start, stop[, changed]) -> faces start..stop-1 as (stop - start, 64, 64, 3) uint8 and their labels rows;
+    with `changed`, each face with one part changed (`changed_factors`), its row naming the part in "changed"."""
+    seed, start, stop, *rest = task
     images = np.empty((stop - start, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = []
     for j, i in enumerate(range(start, stop)):
         factors = draw_factors(seed, i)
+        if rest and rest[0]:
+            factors, name = changed_factors(seed, i, factors)
+            labels.append(face_labels(i, factors) | {"changed": name})
+        else:
+            labels.append(face_labels(i, factors))
         images[j] = render_face(factors)
-        labels.append(face_labels(i, factors))
     return images, labels
 
 
@@ -172,9 +226,9 @@ def _check(seed: int, start: int) -> None:
         raise ValueError(f"seed and start must be non-negative integers; got seed={seed}, start={start}.")
 
 
-def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int) -> Iterator[tuple]:
-    """faces start..stop-1 in order, `chunk` at a time, rendered by `workers` processes"""
-    tasks = [(seed, a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
+def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, changed: bool = False) -> Iterator[tuple]:
+    """faces start..stop-1 in order, `chunk` at a time, rendered by `workers` processes (`changed`: one part changed)"""
+    tasks = [(seed, a, min(a + chunk, stop), changed) for a in range(start, stop, chunk)]
     if workers <= 1:
         yield from map(_render_range, tasks)
         return
@@ -182,10 +236,11 @@ def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int) -> Itera
         yield from pool.imap(_render_range, tasks)
 
 
-def render_faces(n: int, seed: int, start: int = 0, workers: int = 1) -> tuple:
-    """faces start..start+n-1 of `seed` -> ((n, 64, 64, 3) uint8 RGB, list of n labels rows)"""
+def render_faces(n: int, seed: int, start: int = 0, workers: int = 1, changed: bool = False) -> tuple:
+    """faces start..start+n-1 of `seed` -> ((n, 64, 64, 3) uint8 RGB, list of n labels rows); `changed`: each with one
+    part changed (`changed_factors`)"""
     _check(seed, start)
-    parts = list(_chunks(seed, start, start + n, 256, workers))
+    parts = list(_chunks(seed, start, start + n, 256, workers, changed))
     images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     return images, [row for p in parts for row in p[1]]
 
@@ -296,8 +351,10 @@ def meta_info(n: int, seed: int) -> dict:
     }
 
 
-def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True, command: str | None = None) -> dict:
-    """Render faces 0..n-1 of `seed` into folder `out` (images.npy, labels.csv, sheet.png, meta.json) -> the meta"""
+def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True, command: str | None = None,
+                changed: bool = False) -> dict:
+    """Render faces 0..n-1 of `seed` into folder `out` (images.npy, labels.csv, sheet.png, meta.json) -> the meta;
+    `changed`: each face with one part changed, its labels row naming the part (`changed_factors`)"""
     from tqdm import tqdm
 
     _check(seed, 0)
@@ -310,10 +367,10 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     # Written chunk by chunk into a memory map: 60000 faces are 737 MB, never all in memory at once.
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, IMAGE_SIZE, IMAGE_SIZE, 3))
     with open(out / "labels.csv", "w", newline="") as f, tqdm(total=n, unit="face", mininterval=2, disable=not progress) as bar:
-        writer = csv.DictWriter(f, LABEL_COLUMNS)
+        writer = csv.DictWriter(f, LABEL_COLUMNS + ["changed"] * changed)
         writer.writeheader()
         pos = 0
-        for chunk, rows in _chunks(seed, 0, n, 64, workers):
+        for chunk, rows in _chunks(seed, 0, n, 64, workers, changed):
             images[pos : pos + len(chunk)] = chunk
             writer.writerows(rows)
             pos += len(chunk)
@@ -324,6 +381,8 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     seconds = time.perf_counter() - t0
     meta = meta_info(n, seed) | {"command": command, "workers": workers, "seconds": round(seconds, 1),
                                  "ms_per_face": round(1e3 * seconds / n, 2)}
+    if changed:
+        meta["changed"] = {"weights": CHANGEABLE, "of": f"faces 0..{n - 1} of seed {seed}, face i beside face i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -351,6 +410,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="0 for training, another for a held-out set (default: 0)")
     p.add_argument("--out", required=True, help="folder to write: images.npy, labels.csv, sheet.png, meta.json")
     p.add_argument("--workers", type=int, default=1, help="rendering processes (default: 1)")
+    p.add_argument("--changed", action="store_true",
+                   help="the same faces with one part changed each (facial hair, mouth, glasses or skin colour): the "
+                        "counterfactual pairs of python -m vae_demo.training.train --supervised-factors")
     args = p.parse_args(argv)
     if args.n < 1 or args.seed < 0 or args.workers < 1:
         p.error("--n and --workers must be at least 1 and --seed non-negative.")
@@ -360,7 +422,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python -m vae_demo.datasets.faces " + shlex.join(sys.argv[1:] if argv is None else argv)
-    meta = write_faces(args.out, args.n, args.seed, args.workers, progress=True, command=command)
+    meta = write_faces(args.out, args.n, args.seed, args.workers, progress=True, command=command, changed=args.changed)
     print(f"wrote {args.n} faces to {args.out} in {meta['seconds']} s ({meta['ms_per_face']} ms per face)")
     return 0
 

@@ -174,3 +174,27 @@ def test_trainer_takes_the_faces_sets_in_colour_and_the_model_frames_faces(tmp_p
     with torch.inference_mode():
         x = vae.decode(torch.zeros(1, 4))
     assert x.shape == (1, 3, 64, 64)
+
+
+def test_supervised_faces_train_on_their_changed_pairs_and_a_set_that_does_not_pair_is_refused(tmp_path):
+    """--supervised-factors --changed-pairs: the trainer reads DATA_ROOT/faces-train-changed beside faces-train; the
+    model holds the factor axes; a changed set made from other faces (another --n) is refused with the command."""
+    from vae_demo.datasets.faces import FACTOR_AXES, write_faces
+
+    data = tmp_path / "data"
+    write_faces(data / "faces-train", n=64, seed=0, progress=False)
+    write_faces(data / "faces-test", n=32, seed=1, progress=False)
+    write_faces(data / "faces-train-changed", n=64, seed=0, progress=False, changed=True)
+    args = ["--dataset", "faces", "--data-root", str(data), "--epochs", "2", "--batch-size", "32", "--hidden-channels",
+            "8", "16", "16", "--hidden-dim", "32", "--latent-dim", "10", "--block-convs", "0", "--likelihood", "gaussian",
+            "--no-binarize", "--warmup-epochs", "0", "--supervised-factors", "--changed-pairs", "0.5"]
+    r = train(*args, "--out", str(tmp_path / "faces"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    vae = load_vae(tmp_path / "faces")
+    assert vae.config.factor_axes == list(FACTOR_AXES)
+    log = json.loads((tmp_path / "faces" / "training_log.json").read_text())
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert "--changed-pairs 0.5" in (tmp_path / "faces" / "train_commands.txt").read_text()
+    write_faces(data / "faces-train-changed", n=32, seed=0, progress=False, changed=True)
+    r = train(*args, "--out", str(tmp_path / "refused"))
+    assert r.returncode != 0 and "does not pair with faces-train" in r.stderr and "--changed" in r.stderr

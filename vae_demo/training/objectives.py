@@ -96,7 +96,7 @@ def supervised_kl(mu: torch.Tensor, logvar: torch.Tensor, axes: torch.Tensor, st
     return head.sum(1) + VAE.kl_per_dim(mu[:, k:], logvar[:, k:]).sum(1)
 
 
-def supervised_loss(model, x: torch.Tensor, axes: torch.Tensor, std: float, beta: float):
+def supervised_loss(model, x: torch.Tensor, axes: torch.Tensor, std: float, beta: float, pairs: tuple = None):
     """-> (loss, VAEOutput): a VAE whose first K latents are the data's known factors (Kingma et al. 2014's M2 with
     every label seen, the labels as values on an axis). The decoder reads the face's factor values there (plus
     N(0, std^2) noise, so it also learns what lies between them) and z ~ q(z|x) in the other dimensions; the model's
@@ -104,13 +104,25 @@ def supervised_loss(model, x: torch.Tensor, axes: torch.Tensor, std: float, beta
     factors are told to the decoder, so the other dimensions have nothing to gain by holding them (each nat they hold
     costs KL), and moving along axis k changes factor k and leaves the rest of the face. (A prior that merely pulled
     the encoder's first means towards the values was overruled by the reconstruction term, thousands of nats to its
-    tens: the means followed the faces' looks, and the glasses axis correlated 0.57 with glasses.)"""
+    tens: the means followed the faces' looks, and the glasses axis correlated 0.57 with glasses.)
+
+    That alone leaves the decoder free to read a factor from the other latents as well, since in every training face
+    they agree with the axis; it then follows them, and moving the axis changes less than it should. `pairs` =
+    (x', axes', use): the same faces with one part changed, their values, and a (B,) bool of which faces are decoded
+    as their pair. For those the decoder gets the pair's values and the face's own other latents and must draw x', so
+    a part can only come from its axis (counterfactual pairs, as in Kulkarni et al. 2015's DC-IGN, whose batches vary
+    one factor at a time)."""
     k = axes.shape[1]
     mu, logvar = model.encode(x)
     z = model.reparameterize(mu, logvar)
-    z = torch.cat([axes + std * torch.randn_like(axes), z[:, k:]], 1)
+    told, target = axes, x
+    if pairs is not None:
+        changed, changed_axes, use = pairs
+        told = torch.where(use[:, None], changed_axes, axes)
+        target = torch.where(use[:, None, None, None], changed, x)
+    z = torch.cat([told + std * torch.randn_like(told), z[:, k:]], 1)
     logits = model.decode_logits(z)
-    rec = model.reconstruction_nll(x, logits)
+    rec = model.reconstruction_nll(target, logits)
     kl = supervised_kl(mu, logvar, axes, std)
     loss = (rec + beta * kl).mean()
     return loss, VAEOutput(reconstruction=torch.sigmoid(logits), mu=mu, logvar=logvar, z=z, rec_loss=rec, kl=kl, loss=loss)

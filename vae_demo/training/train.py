@@ -66,6 +66,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="faces: the first seven latents are the face's skin tone, glasses, beard, smile and which "
                         "mouth, glasses and facial hair (vae_demo/datasets/faces.py FACTOR_AXES; training/objectives.py "
                         "supervised_loss), so each of those factors has an axis of its own")
+    p.add_argument("--changed-pairs", type=float, default=0.0, metavar="FRACTION",
+                   help="--supervised-factors: this fraction of each batch is decoded as its counterfactual pair "
+                        "(the same face with one part changed, DATA_ROOT/faces-train-changed, made by "
+                        "python -m vae_demo.datasets.faces --changed): the changed part's values and the face's other "
+                        "latents must draw the changed face, so the decoder takes that part from its axis")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
     p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")
@@ -130,8 +135,14 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
            "facial hair within their groups; Kingma et al. 2014's M2 with every label seen, the labels as values on an "
            "axis): in training the decoder reads each face's values there, plus N(0, 0.1^2) noise, and the model's axis "
            "reader learns to read them from the image (the KL to N(value, 0.1^2)); the other latents' prior is N(0, 1). "
-           "Each named factor has an axis of its own and the knobs move along it. The test ELBO decodes z ~ q(z|x) and "
-           "measures the KL against N(0, I), the prior the app samples from, " if args.supervised_factors else "")
+           "Each named factor has an axis of its own and the knobs move along it. " if args.supervised_factors else "")
+        + (f"{args.changed_pairs:.0%} of each batch is decoded as its counterfactual pair: the same face with its "
+           "facial hair, mouth, glasses or skin colour changed (DATA_ROOT/faces-train-changed, made by `python -m "
+           "vae_demo.datasets.faces --n 60000 --seed 0 --changed`), drawn from the changed values on the axes and the "
+           "face's own other latents, so the decoder takes each part from its axis, not from the other latents. "
+           if args.changed_pairs else "")
+        + ("The test ELBO decodes z ~ q(z|x) and measures the KL against N(0, I), the prior the app samples from, "
+           if args.supervised_factors else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
         + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
            else f"FactorVAE objective (Kim & Mnih 2018): a loss of -ELBO + gamma * TC, gamma = {args.beta:g}, with the total "
@@ -209,6 +220,28 @@ def load_data(args, world, out: Path) -> tuple:
     return train, test, len(train.images)
 
 
+@dataclasses.dataclass
+class FacePairs:
+    """Each training face with one part changed (`python -m vae_demo.datasets.faces --changed`), face i beside face i."""
+
+    images: torch.Tensor  # (N, 3, 64, 64) uint8
+    axes: torch.Tensor  # (N, K) the changed faces' places on FACTOR_AXES
+
+
+def load_pairs(args, n_train: int) -> Optional[FacePairs]:
+    """--changed-pairs: DATA_ROOT/faces-train-changed, checked against the training set; else None"""
+    if not args.changed_pairs:
+        return None
+    from vae_demo.datasets.faces import factor_axis_values, load_faces, to_tensor
+
+    folder = Path(args.data_root) / "faces-train-changed"
+    images, rows = load_faces(folder, mmap=False)
+    if len(rows) != n_train or any(row["index"] != i for i, row in enumerate(rows)):
+        raise SystemExit(f"{folder} does not pair with faces-train: make it with `python -m vae_demo.datasets.faces "
+                         f"--n {n_train} --seed 0 --changed --out {folder}` (the training set's --n and --seed).")
+    return FacePairs(to_tensor(images, torch.uint8), torch.from_numpy(factor_axis_values(rows)))
+
+
 def build_model(args, test) -> VAE:
     """The VAE these options describe, with the earlier run's weights for a continuation."""
     axes = ranges = None
@@ -249,6 +282,7 @@ class Run:
     sampler: Optional[DistributedSampler] = None
     critic: Optional[torch.nn.Module] = None  # FactorVAE's: a training aid, not saved with the checkpoint
     critic_opt: Optional[torch.optim.Optimizer] = None
+    pairs: Optional[FacePairs] = None  # --changed-pairs
     step: int = 0
 
 
@@ -290,7 +324,10 @@ def batches(run: Run, train, epoch: int):
             idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
             x = train.images[idx]
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x  # faces are kept as bytes until used
-            yield x, train.labels[idx].to(world.device) if args.conditional or args.supervised_factors else None
+            y = train.labels[idx].to(world.device) if args.conditional or args.supervised_factors else None
+            if run.pairs is not None:  # (the face's values, its changed pair, the pair's values)
+                y = (y, run.pairs.images[idx].float().div_(255.0), run.pairs.axes[idx].to(world.device))
+            yield x, y
 
 
 def train_step(run: Run, x, y, sums: dict) -> tuple:
@@ -310,7 +347,13 @@ def train_step(run: Run, x, y, sums: dict) -> tuple:
     elif args.supervised_factors:
         from vae_demo.datasets.faces import FACTOR_STD  # python-avatars: only when the faces are used
 
-        loss, outp = supervised_loss(run.model, x, y, FACTOR_STD, beta)  # one process: the model's parts are called
+        pairs = None
+        if run.pairs is not None:  # which faces of the batch are decoded as their changed pair
+            y, changed, changed_axes = y
+            use = torch.rand(len(x), generator=run.gen) < args.changed_pairs
+            pairs = (changed.to(x.device).contiguous(memory_format=torch.channels_last), changed_axes, use.to(x.device))
+        # one process: the model's parts are called
+        loss, outp = supervised_loss(run.model, x, y, FACTOR_STD, beta, pairs=pairs)
     else:
         outp = run.net(x, compute_loss=True, beta=beta, **({"y": y} if args.conditional else {}))
         loss = outp.loss
@@ -356,6 +399,8 @@ def main(argv=None) -> None:
     if args.supervised_factors and (args.dataset != "faces" or args.objective != "elbo" or args.conditional):
         raise SystemExit("--supervised-factors trains the ELBO on faces (whose factors are known).")
     world = distributed.start(pick_device(args.device))  # one process, or one rank of a torchrun job
+    if args.changed_pairs and not (args.supervised_factors and 0 < args.changed_pairs <= 1):
+        raise SystemExit("--changed-pairs is a fraction in (0, 1] of the batch, with --supervised-factors.")
     if args.supervised_factors and world.distributed:
         raise SystemExit("--supervised-factors trains in one process (it calls the model's encoder and decoder itself).")
     torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -364,6 +409,7 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
     train, test, n_train = load_data(args, world, out)
     run = start_run(args, world, build_model(args, test), n_train, train is not None)
+    run.pairs = load_pairs(args, n_train)
     model, first = run.model, len(log) + 1
     last = first + args.epochs - 1
     for epoch in range(first, last + 1):

@@ -49,6 +49,8 @@ from gradio.utils import get_upload_folder, run_coro_in_background, set_task_nam
 from gradio_client import utils as client_utils
 from PIL import Image
 
+from vae_demo.imaging.png import png_bytes
+
 log = logging.getLogger("vae_demo.app")
 SWITCH = "VAE_DEMO_STOCK_GRADIO"
 # sha256 of the Gradio sources each departure replaces or relies on (first 16 hex digits), for gradio 6.31.0 and
@@ -193,14 +195,13 @@ def plain_numbers(value) -> bool:
 # --- PNGs into the cache ----------------------------------------------------------------------------------------
 def png_file(img: Image.Image):
     """An event's output image -> the path of its PNG in Gradio's cache, where Gradio's own save would put it (a folder
-    named by the hash of the bytes), at zlib level 1 rather than Pillow's 6; Gradio then finds its copy already there.
+    named by the hash of the bytes), written by vae_demo.imaging.png (Up filter, zlib-ng level 1, run-length strategy)
+    rather than by Pillow at level 6; Gradio then finds its copy already there.
     With the departure off, the image itself, for Gradio to save. For an event's answer only: a path kept for later
     (a memoised refresh) could outlive Gradio's cache."""
     if not active("PNGs into cache"):
         return img
-    buf = io.BytesIO()
-    img.save(buf, "png", compress_level=1)
-    data = buf.getvalue()
+    data = png_bytes(img)
     folder = Path(get_upload_folder()) / processing_utils.hash_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "image.png"

@@ -62,27 +62,28 @@ def contact_sheet(images: Sequence[Image.Image], nrow: int = 8, cell: int = 112,
 def tile_sheet(t: torch.Tensor, nrow: int = 8, cell: int = 112, padding: int = 4, background: int = 255) -> Image.Image:
     """(B, C, H, W) in [0, 1] -> contact_sheet's layout straight from the tensor: each image enlarged by the largest
     whole factor that fits `cell` (nearest), `nrow` per row. Images larger than `cell` go through contact_sheet.
-    The sheet is laid out at the images' own size and enlarged once, when the padding scales with it (uint8, no
-    float grid as torchvision's make_grid would build), rather than through a PIL tile per image: /sample's sheet is
-    made once per call. tests/test_images.py checks it against contact_sheet pixel for pixel."""
+    The sheet is laid out at the images' own size and enlarged once, when the padding scales with it, in uint8 and in
+    two whole-tensor copies (the tiles into their padded cells, the cells into rows), rather than through a PIL tile or
+    a numpy slice per image: /sample's sheet is made once per call. tests/test_images.py checks it against
+    contact_sheet pixel for pixel."""
     b, c, h, w = t.shape
     if max(h, w) > cell:
         return contact_sheet([to_pil(x) for x in t], nrow=nrow, cell=cell, padding=padding, background=background)
     s = max(1, cell // max(h, w))
-    a = (t.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+    a = t.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()  # as to_pil: clamp, scale, round
     small = padding % s == 0  # the sheet at the images' own size, then enlarged whole: the padding scales with it
     p = padding // s if small else padding
     if not small:
-        a = a.repeat(s, axis=2).repeat(s, axis=3)
+        a = a.repeat_interleave(s, 2).repeat_interleave(s, 3)
     th, tw = a.shape[2], a.shape[3]
     nrow = max(1, min(nrow, b))
     rows = -(-b // nrow)
-    sheet = np.full((c, rows * (th + p) + p, nrow * (tw + p) + p), background, np.uint8)
-    for i in range(b):
-        r, k = divmod(i, nrow)
-        y, x = p + r * (th + p), p + k * (tw + p)
-        sheet[:, y : y + th, x : x + tw] = a[i]
-    img = Image.fromarray(sheet[0], "L") if c == 1 else Image.fromarray(sheet.transpose(1, 2, 0), "RGB")
+    cells = torch.full((rows * nrow, th + p, tw + p, c), background, dtype=torch.uint8)  # each tile, then its padding
+    cells[:b, :th, :tw] = a.permute(0, 2, 3, 1)
+    sheet = torch.full((rows * (th + p) + p, nrow * (tw + p) + p, c), background, dtype=torch.uint8)
+    sheet[p:, p:] = cells.view(rows, nrow, th + p, tw + p, c).transpose(1, 2).reshape(rows * (th + p), nrow * (tw + p), c)
+    arr = sheet.numpy()
+    img = Image.fromarray(arr[:, :, 0], "L") if c == 1 else Image.fromarray(arr, "RGB")
     return img.resize((img.width * s, img.height * s), Image.NEAREST) if small and s > 1 else img
 
 

@@ -81,10 +81,12 @@ direction in latent space fitted to each measurement, within each digit so that 
 (`docs/KNOBS.md` says how well each one edits). Fashion-MNIST's knobs lead towards a class. One step is one standard
 deviation of the training codes along the knob; the knobs add to the raw sliders below. The **faces** knobs (smile,
 glasses, beard, skin tone) come from the factors each training face was drawn with, and a face reader measured them
-(`docs/FACES.md`): there +2 adds the whole attribute vector, and skin tone moves one tone per step."""
+(`docs/FACES.md`): there +2 steps takes a face without the factor as far along the knob as the faces with it lie
+from those without, and skin tone moves one tone per step."""
 
-KNOB_GRID = """**Vector arithmetic** (White 2016, *Sampling Generative Networks*). A knob is a vector: for the faces, the mean
-code of the smiling faces minus the mean code of the others. Add it to a face's μ and decode: the first row is the
+KNOB_GRID = """**Vector arithmetic** (White 2016, *Sampling Generative Networks*). A knob is a vector: White's is the mean code of
+the smiling faces minus the mean code of the others; each faces knob is that, the model's own axis for the factor or a
+least-squares fit, whichever the face reader measured best (`docs/FACES.md`). Add it to a face's μ and decode: the first row is the
 start image above (if any), then example faces, each from −2 to +2 along the knob picked above (on digits, the first
 row is z = 0, the average digit). Smiling − not smiling + your face = your face, smiling."""
 

@@ -10,6 +10,7 @@ import pytest
 pa = pytest.importorskip("python_avatars", reason="faces need python-avatars and resvg-py (requirements.txt)")
 pytest.importorskip("resvg_py", reason="faces need python-avatars and resvg-py (requirements.txt)")
 
+from vae_demo.datasets import face_targets as T
 from vae_demo.datasets import faces as F
 
 
@@ -185,9 +186,9 @@ def test_the_supervised_axes_place_each_face_by_its_factors_and_its_parts_by_the
     """skin tone from -1.5 (lightest) to +1.5 (darkest) in half steps; glasses, beard, smile at +-1 (other mouths and
     the eyepatch 0); a kind axis tells the members of a group apart and puts the first of each group at -1"""
     rows = [F.face_labels(i, F.draw_factors(0, i)) for i in range(400)]
-    v = F.factor_axis_values(rows)
-    assert v.shape == (400, 7) and F.FACTOR_AXES[:4] == ("skin_tone", "glasses", "beard", "smile")
-    assert len(F.FACTOR_RANGE) == 7 and all(lo <= v[:, k].min() and v[:, k].max() <= hi for k, (lo, hi) in enumerate(F.FACTOR_RANGE))
+    v = T.factor_axis_values(rows)
+    assert v.shape == (400, 7) and T.FACTOR_AXES[:4] == ("skin_tone", "glasses", "beard", "smile")
+    assert len(T.FACTOR_RANGE) == 7 and all(lo <= v[:, k].min() and v[:, k].max() <= hi for k, (lo, hi) in enumerate(T.FACTOR_RANGE))
     for row, (skin, glasses, beard, smile, mouth, specs, hair) in zip(rows, v):
         assert skin == (row["skin_tone"] - 3) * 0.5
         assert glasses == {1: 1.0, 0: -1.0, -1: 0.0}[row["glasses"]] and beard == (1.0 if row["beard"] else -1.0)

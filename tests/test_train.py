@@ -179,7 +179,8 @@ def test_trainer_takes_the_faces_sets_in_colour_and_the_model_frames_faces(tmp_p
 def test_supervised_faces_train_on_their_changed_pairs_and_a_set_that_does_not_pair_is_refused(tmp_path):
     """--supervised-factors --changed-pairs: the trainer reads DATA_ROOT/faces-train-changed beside faces-train; the
     model holds the factor axes; a changed set made from other faces (another --n) is refused with the command."""
-    from vae_demo.datasets.faces import FACTOR_AXES, write_faces
+    from vae_demo.datasets.face_targets import FACTOR_AXES
+    from vae_demo.datasets.faces import write_faces
 
     data = tmp_path / "data"
     write_faces(data / "faces-train", n=64, seed=0, progress=False)

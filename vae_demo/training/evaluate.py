@@ -163,7 +163,7 @@ def test_sets(c, args, binarized: bool) -> tuple:
         target = grey.images
         train_images = generate(sample_factors(20_000, rng=7))
     elif c.dataset == "faces":  # the held-out set (seed 1) and 20,000 training faces for the PCA baseline
-        from vae_demo.datasets.faces import load_split
+        from vae_demo.datasets.face_targets import load_split
 
         grey = load_split(args.data_root, False, args.n_test or None)
         target = grey.images
@@ -181,7 +181,8 @@ def save_latent_map(folder: Path, mu: torch.Tensor, labels: torch.Tensor, c, dat
     """latent_map.safetensors: the test means in 2-D, coloured by class (faces: also by each drawn factor)"""
     tensors, meta = latent_map_tensors(mu, labels), None
     if c.dataset == "faces":  # the map can also be coloured by each drawn factor, as the visitor picks
-        from vae_demo.datasets.faces import face_colourings, load_faces
+        from vae_demo.datasets.face_targets import face_colourings
+        from vae_demo.datasets.faces import load_faces
 
         colourings = face_colourings(load_faces(Path(data_root) / "faces-test")[1][: len(mu)])
         tensors.update({f"by:{name}": v for name, (v, _) in colourings.items()})

@@ -5,15 +5,13 @@
         --block-convs 0 --hidden-dim 256 --epoch-size 75000 --epochs 6 --warmup-epochs 1 --no-binarize --out checkpoints/dsprites
 
 Reads top to bottom: options, data, model, loop (KL warm-up, cosine learning rate), and after every
-epoch a test-set ELBO and a save, so an interrupted run still leaves a usable checkpoint.
+epoch a test-set ELBO and a save (training/checkpoint.py), so an interrupted run still leaves a usable checkpoint.
 """
 
 import argparse
 import dataclasses
 import json
 import math
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -29,6 +27,7 @@ from vae_demo.datasets.dsprites import FACTORS, generate, sample_factors
 from vae_demo.datasets.mnist import DATASETS, DEFAULT_ROOT, ImageData, binarize, export_examples, fixed_binarized_test_set, load_dataset
 from vae_demo.device import pick_device
 from vae_demo.models.vae import VAE, VAEConfig
+from vae_demo.training.checkpoint import history, save_epoch
 from vae_demo.training.objectives import TCDiscriminator, beta_tcvae_loss, critic_loss, factor_vae_loss, supervised_loss
 from vae_demo.training.stats import latent_statistics
 
@@ -64,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a conditional VAE (Sohn et al. 2015): encoder and decoder also see the class label (mnist, fashion-mnist)")
     p.add_argument("--supervised-factors", action="store_true",
                    help="faces: the first seven latents are the face's skin tone, glasses, beard, smile and which "
-                        "mouth, glasses and facial hair (vae_demo/datasets/faces.py FACTOR_AXES; training/objectives.py "
+                        "mouth, glasses and facial hair (vae_demo/datasets/face_targets.py FACTOR_AXES; training/objectives.py "
                         "supervised_loss), so each of those factors has an axis of its own")
     p.add_argument("--changed-pairs", type=float, default=0.0, metavar="FRACTION",
                    help="--supervised-factors: this fraction of each batch is decoded as its counterfactual pair "
@@ -101,103 +100,16 @@ def evaluate_elbo(model: VAE, images: torch.Tensor, batch_size: int = 1000, labe
     return {"test_rec": rec / n, "test_kl": kl / n, "test_elbo": -(rec + kl) / n}
 
 
-def save_checkpoint(model: VAE, out: Path, dtype: str) -> None:
-    """config.json + model.safetensors (in `dtype`: the weights of these small models lose nothing measurable in float16)."""
-    from safetensors.torch import save_file
-
-    model.save_pretrained(out)
-    if dtype != "float32":
-        state = {k: v.detach().to(getattr(torch, dtype)).contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-
-
-def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: list[str], planned: int) -> None:
-    last = log[-1]
-    lines = [
-        "---",
-        "library_name: vae-demo",
-        "tags: [vae, variational-autoencoder, vae-demo]",
-        "license: mit",
-        "---",
-        f"# {out.name}: a convolutional VAE trained on {args.dataset}",
-        "",
-        f"Trained by this project's own trainer on {args.dataset} "
-        + ("(procedurally generated 64x64 binary sprites, a fresh sample of "
-           f"{args.epoch_size:,} images every epoch), " if args.dataset == "dsprites" else
-           "(60,000 cartoon faces, 64x64 RGB, made by `python -m vae_demo.datasets.faces --n 60000 --seed 0 --out "
-           "DATA_ROOT/faces-train`; its held-out set with `--n 10000 --seed 1 --out DATA_ROOT/faces-test`), "
-           if args.dataset == "faces" else "(60,000 training images, 28x28 grey), ")
-        + ("dynamically binarized (each batch resampled, P(pixel = 1) = grey level), " if args.binarize else "")
-        + ("a spatial broadcast decoder (Watters et al. 2019), " if args.decoder == "broadcast" else "")
-        + ("conditional on the class label (a CVAE, Sohn et al. 2015: the encoder sees the image and its label, the decoder "
-           "z and a label), " if args.conditional else "")
-        + ("with its first seven latents supervised (skin tone, glasses, beard, smile, and which mouth, glasses and "
-           "facial hair within their groups; Kingma et al. 2014's M2 with every label seen, the labels as values on an "
-           "axis): in training the decoder reads each face's values there, plus N(0, 0.1^2) noise, and the model's axis "
-           "reader learns to read them from the image (the KL to N(value, 0.1^2)); the other latents' prior is N(0, 1). "
-           "Each named factor has an axis of its own and the knobs move along it. " if args.supervised_factors else "")
-        + (f"{args.changed_pairs:.0%} of each batch is decoded as its counterfactual pair: the same face with its "
-           "facial hair, mouth, glasses or skin colour changed (DATA_ROOT/faces-train-changed, made by `python -m "
-           "vae_demo.datasets.faces --n 60000 --seed 0 --changed`), drawn from the changed values on the axes and the "
-           "face's own other latents, so the decoder takes each part from its axis, not from the other latents. "
-           if args.changed_pairs else "")
-        + ("The test ELBO decodes z ~ q(z|x) and measures the KL against N(0, I), the prior the app samples from, "
-           if args.supervised_factors else "")
-        + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "
-        + (f"beta-TCVAE objective (Chen et al. 2018) with total-correlation weight {args.beta}." if args.objective == "beta-tcvae"
-           else f"FactorVAE objective (Kim & Mnih 2018): a loss of -ELBO + gamma * TC, gamma = {args.beta:g}, with the total "
-                "correlation TC estimated by a critic network." if args.objective == "factor-vae" else f"beta = {args.beta}."),
-        "",
-        *([args.notes, ""] if args.notes else []),
-        "## Reproduce",
-        *(["Run these in order (each continues from the checkpoint the one before wrote):"] if len(commands) > 1 else []),
-        "```bash",
-        *commands,
-        "```",
-        f"Seed {args.seed}; Adam, learning rate {args.lr} with cosine decay, batch {args.batch_size}, "
-        f"KL warm-up over {args.warmup_epochs:g} epochs.",
-        "",
-        "## Result",
-        f"- epochs completed: {last['epoch']} of {planned}",
-        f"- final test ELBO: {last['test_elbo']:.2f} nats per image "
-        f"(reconstruction {last['test_rec']:.2f} + KL {last['test_kl']:.2f}); "
-        + ("the test set is binarized once with seed 0" if args.binarize else
-           "5,000 freshly generated test sprites" if args.dataset == "dsprites" else
-           f"{args.eval_size or 10_000:,} held-out faces" if args.dataset == "faces" else "grey-level test set")
-        + ("" if args.likelihood == "bernoulli" else " (a Gaussian density: positive values are normal, not comparable with nats of binary data)"),
-        f"- training time: {sum(r['seconds'] for r in log) / 60:.1f} min on {last['device']}"
-        + (f", {last['world_size']} processes (DistributedDataParallel, batch {args.batch_size} per process)"
-           if last.get("world_size", 1) > 1 else ""),
-        f"- world_size: {last.get('world_size', 1)}",
-        "",
-        "Per-epoch figures are in `training_log.json`. The weights are stored in "
-        f"{args.weights_dtype} and cast to float32 when loaded.",
-    ]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
-
-
-def history(args, argv) -> tuple:
-    """-> (the commands that made this checkpoint, this one last; the per-epoch log so far). A continuation
-    (--init-from) starts from the earlier run's commands and log."""
-    command = "python -m vae_demo.training.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    if not args.init_from:
-        return [command], []
-    init = Path(args.init_from)
-    earlier = init / "train_commands.txt"
-    commands = (earlier.read_text().splitlines() if earlier.is_file() else [f"# (commands of {init} unknown)"]) + [command]
-    log = json.loads((init / "training_log.json").read_text()) if (init / "training_log.json").is_file() else []
-    return commands, log
-
-
 def load_data(args, world, out: Path) -> tuple:
     """-> (train ImageData, or None for dSprites, generated afresh every epoch; test ImageData; training images per
     epoch). Rank 0 also exports a few test images as the checkpoint's examples."""
     if args.dataset == "faces":  # made beforehand by python -m vae_demo.datasets.faces (rendering is the slow part)
-        from vae_demo.datasets.faces import load_split
+        from vae_demo.datasets.face_targets import load_split
 
         train, test = load_split(args.data_root, True), load_split(args.data_root, False, args.eval_size or None)
         if args.supervised_factors:  # each face's place on the supervised axes rides along as its label
-            from vae_demo.datasets.faces import factor_axis_values, load_faces
+            from vae_demo.datasets.face_targets import factor_axis_values
+            from vae_demo.datasets.faces import load_faces
 
             rows = load_faces(Path(args.data_root) / "faces-train")[1]
             train = dataclasses.replace(train, labels=torch.from_numpy(factor_axis_values(rows)))
@@ -232,7 +144,8 @@ def load_pairs(args, n_train: int) -> Optional[FacePairs]:
     """--changed-pairs: DATA_ROOT/faces-train-changed, checked against the training set; else None"""
     if not args.changed_pairs:
         return None
-    from vae_demo.datasets.faces import factor_axis_values, load_faces, to_tensor
+    from vae_demo.datasets.face_targets import factor_axis_values
+    from vae_demo.datasets.faces import load_faces, to_tensor
 
     folder = Path(args.data_root) / "faces-train-changed"
     images, rows = load_faces(folder, mmap=False)
@@ -246,7 +159,7 @@ def build_model(args, test) -> VAE:
     """The VAE these options describe, with the earlier run's weights for a continuation."""
     axes = ranges = None
     if args.supervised_factors:  # python-avatars: only when the faces are used
-        from vae_demo.datasets.faces import FACTOR_AXES as axes, FACTOR_RANGE as ranges
+        from vae_demo.datasets.face_targets import FACTOR_AXES as axes, FACTOR_RANGE as ranges
     config = VAEConfig(
         image_size=test.images.shape[-1], channels=test.images.shape[1], latent_dim=args.latent_dim, hidden_channels=tuple(args.hidden_channels),
         hidden_dim=args.hidden_dim, block_convs=args.block_convs, decoder=args.decoder, objective=args.objective,
@@ -322,19 +235,26 @@ def batches(run: Run, train, epoch: int):
             yield generate(factors[b * args.batch_size : (b + 1) * args.batch_size]), None
         else:
             idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-            x = train.images[idx]
-            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x  # faces are kept as bytes until used
             y = train.labels[idx].to(world.device) if args.conditional or args.supervised_factors else None
             if run.pairs is not None:  # (the face's values, its changed pair, the pair's values)
-                y = (y, run.pairs.images[idx].float().div_(255.0), run.pairs.axes[idx].to(world.device))
-            yield x, y
+                y = (y, _pixels(run.pairs.images[idx]), run.pairs.axes[idx].to(world.device))
+            yield _pixels(train.images[idx]), y
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """stored images -> float in [0, 1] (faces are kept as bytes until used)"""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
+def _on_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return x.to(device).contiguous(memory_format=torch.channels_last)
 
 
 def train_step(run: Run, x, y, sums: dict) -> tuple:
     """One optimiser step on a batch (and the critic's for FactorVAE) -> (loss, the KL weight used)"""
     args = run.args
     x = binarize(x, run.gen) if args.binarize else x
-    x = x.to(run.world.device).contiguous(memory_format=torch.channels_last)
+    x = _on_device(x, run.world.device)
     warm = min(1.0, run.step / max(1.0, args.warmup_epochs * run.steps_per_epoch))
     beta = args.beta * warm
     if args.objective == "beta-tcvae":
@@ -345,13 +265,13 @@ def train_step(run: Run, x, y, sums: dict) -> tuple:
         loss, outp, tc = factor_vae_loss(run.net, run.critic, x, args.beta, anneal=warm)
         sums["tc"] += tc.item() * len(x)
     elif args.supervised_factors:
-        from vae_demo.datasets.faces import FACTOR_STD  # python-avatars: only when the faces are used
+        from vae_demo.datasets.face_targets import FACTOR_STD  # python-avatars: only when the faces are used
 
         pairs = None
         if run.pairs is not None:  # which faces of the batch are decoded as their changed pair
             y, changed, changed_axes = y
             use = torch.rand(len(x), generator=run.gen) < args.changed_pairs
-            pairs = (changed.to(x.device).contiguous(memory_format=torch.channels_last), changed_axes, use.to(x.device))
+            pairs = (_on_device(changed, x.device), changed_axes, use.to(x.device))
         # one process: the model's parts are called
         loss, outp = supervised_loss(run.model, x, y, FACTOR_STD, beta, pairs=pairs)
     else:
@@ -428,10 +348,7 @@ def main(argv=None) -> None:
         tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.2f} | test ELBO {row['test_elbo']:.2f} "
                    f"(rec {row['test_rec']:.2f}, KL {row['test_kl']:.2f}) | {row['seconds']:.0f}s")
         model.eval()
-        save_checkpoint(model, out, args.weights_dtype)
-        (out / "training_log.json").write_text(json.dumps(log, indent=1))
-        (out / "train_commands.txt").write_text("\n".join(commands) + "\n")
-        write_model_card(out, args, log, commands, planned=last)
+        save_epoch(out, model, args, log, commands, planned=last)
     if world.main:
         stats = latent_statistics(model, test.images, test.labels)
         (out / "latent_stats.json").write_text(json.dumps(stats, indent=1))

@@ -70,7 +70,7 @@ def tile_sheet(t: torch.Tensor, nrow: int = 8, cell: int = 112, padding: int = 4
     if max(h, w) > cell:
         return contact_sheet([to_pil(x) for x in t], nrow=nrow, cell=cell, padding=padding, background=background)
     s = max(1, cell // max(h, w))
-    a = t.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()  # as to_pil: clamp, scale, round
+    a = t.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()  # to_pil's bytes: scaled, rounded, clamped
     small = padding % s == 0  # the sheet at the images' own size, then enlarged whole: the padding scales with it
     p = padding // s if small else padding
     if not small:

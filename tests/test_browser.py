@@ -5,6 +5,7 @@ checks what appears. Screenshots of every tab are written to docs/screenshots/ f
 """
 
 import io
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -289,6 +290,15 @@ def test_dsprites_sliders_carry_the_factor_each_dimension_tracks(page):
     page.wait_for_timeout(1500)
     assert not_blank(image_at(page, grid))
     shot(page, "sliders_dsprites")
+
+
+def test_api_tab_opens_on_the_prior_mean_decoded_and_traversed(page):
+    """No button pressed: z = 0 is in the box, decode(z) shows the average digit and the traversal grid around it."""
+    page.get_by_role("tab", name="API").click()
+    page.wait_for_selector(label_img("decode(z)"), state="visible")
+    page.wait_for_selector(label_img("Traversal"), state="visible")
+    assert json.loads(page.get_by_label("z (JSON list; empty = all zeros for /traverse)").input_value()) == [0.0] * 32
+    assert not_blank(image_at(page, label_img("decode(z)"))) and not_blank(image_at(page, label_img("Traversal")))
 
 
 def test_latent_map_tab(page):

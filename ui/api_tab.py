@@ -1,10 +1,12 @@
 """The API tab: /decode, /traverse and /models to try in the page; every other tab is an endpoint too."""
 
+import json
+
 import gradio as gr
 
 from vae_demo.serving.service import DemoService
 
-from .common import MODEL_QUEUE, Tab, user_errors
+from .common import MODEL_QUEUE, Tab, caps, memo, user_errors
 from .gradio_departures import answered, png_file
 
 def build(service: DemoService, model: gr.Dropdown) -> Tab:
@@ -43,4 +45,13 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
     answered(dec_btn.click, decode, [z, model], [img], api_name="decode", preprocess=False, **MODEL_QUEUE)
     answered(trav_btn.click, traverse, [z, model, dims], [grid], api_name="traverse", **MODEL_QUEUE)
     list_btn.click(models, None, [listed], api_name="models")
-    return Tab(outputs=[], refresh=lambda m: [])
+
+    @memo
+    def refresh(m):
+        """the page opens on z = 0 (the prior's mean) decoded and traversed"""
+        if "traverse" not in caps(service, m):  # a photo model's latent is a grid of channels: nothing to paste here
+            return ["", None, None]
+        z0 = [0.0] * service.registry.get(m).config.latent_dim
+        return [json.dumps(z0), service.decode(z0, m), service.traverse(z0, m, 8)]
+
+    return Tab(outputs=[z, img, grid], refresh=refresh)

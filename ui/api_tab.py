@@ -52,6 +52,6 @@ def build(service: DemoService, model: gr.Dropdown) -> Tab:
         if "traverse" not in caps(service, m):  # a photo model's latent is a grid of channels: nothing to paste here
             return ["", None, None]
         z0 = [0.0] * service.registry.get(m).config.latent_dim
-        return [json.dumps(z0), service.decode(z0, m), service.traverse(z0, m, 8)]
+        return [json.dumps(z0), service.decode(z0, m), service.traverse(z0, m, min(8, len(z0)))]  # mnist-2d has two
 
     return Tab(outputs=[z, img, grid], refresh=refresh)

@@ -57,10 +57,65 @@ def main(argv=None) -> int:
         "samples_skin_confident": round(float((skin >= 0.5).float().mean()), 4),
         "samples_mean_pairwise_mse": round(float(spread[~torch.eye(64, dtype=torch.bool)].mean()), 4),
     }
+    result["served"] = served(args.model, vae, reader, x, y, rec)
     print(json.dumps(result, indent=1))
     if args.pictures:
         pictures(vae, x[:8], rec[:8], Path(args.pictures))
     return 0
+
+
+def served(model: str, vae, reader, x: torch.Tensor, y: torch.Tensor, rec: torch.Tensor) -> dict:
+    """The same measures on what the app serves: the model as the serving registry loads it and the reader the app's
+    verdicts use, in bfloat16 where this CPU multiplies it natively (vae_demo/device.py) and the model allows it.
+    The float32 reader judges the served reconstructions; the served reader's words are compared with the float32
+    reader's on the faces and on their reconstructions; /reconstruct's metrics are compared on 200 faces."""
+    from PIL import Image
+
+    from vae_demo.device import serve_in_bf16
+    from vae_demo.models.face_reader import describe, reader_for
+    from vae_demo.serving import inference
+    from vae_demo.serving.edits import directions_of
+    from vae_demo.serving.registry import ModelRegistry
+    from vae_demo.training.face_knobs import edit_test
+
+    served_vae = ModelRegistry(torch.device("cpu")).load(model)
+    served_reader = reader_for("faces", "cpu", serving=True)
+    bf16 = bool(served_vae.config.serve_bf16 and serve_in_bf16("cpu"))
+    served_rec = torch.cat([served_vae.decode(served_vae.encode(x[i : i + 500])[0]) for i in range(0, len(x), 500)])
+
+    def same_words(images: torch.Tensor) -> float:
+        ref = [w for _, w in describe(read(reader, images))]
+        got = [w for _, w in describe(read(served_reader, images))]
+        return round(sum(a == b for a, b in zip(ref, got)) / len(ref), 4)
+
+    def metric_gap(name: str) -> float:
+        """the largest relative difference of a /reconstruct metric between the served and the float32 model"""
+        gaps = []
+        for i in range(200):
+            face = Image.fromarray((x[i].permute(1, 2, 0) * 255).round().byte().numpy())  # an upload, as the API gets it
+            a = inference.reconstruct(vae, face, n_posterior=1).metrics[name]
+            b = inference.reconstruct(served_vae, face, n_posterior=1).metrics[name]
+            gaps.append(abs(a - b) / max(abs(a), 1e-12))
+        return round(max(gaps), 4)
+
+    knobs = {}
+    for d in directions_of(served_vae):
+        if d.kind == "factor":
+            a, b = edit_test(vae, reader, d, x, 2.0, y=y), edit_test(served_vae, reader, d, x, 2.0, y=y)
+            knobs[d.name] = {k: [round(a[k], 4), round(b[k], 4)] for k in ("right_direction", "others_kept")}
+
+    return {
+        "precision": "bfloat16" if bf16 else "float32",
+        "knobs_at_2_float32_then_served": knobs,
+        "served_reader_on_the_served_reconstructions": agreement(read(served_reader, served_rec), y),
+        "reader_on_the_served_reconstructions": agreement(read(reader, served_rec), y),
+        "pixels_mean_abs_difference_from_float32": round(float((served_rec - rec).abs().mean()), 5),
+        "pixels_max_abs_difference_from_float32": round(float((served_rec - rec).abs().max()), 4),
+        "served_reader_words_as_float32_on_the_faces": same_words(x),
+        "served_reader_words_as_float32_on_the_reconstructions": same_words(rec),
+        "reconstruct_elbo_largest_relative_difference": metric_gap("elbo"),
+        "reconstruct_mse_largest_relative_difference": metric_gap("mse"),
+    }
 
 
 def pictures(vae, x: torch.Tensor, rec: torch.Tensor, out: Path) -> None:

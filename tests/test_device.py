@@ -119,3 +119,22 @@ def test_with_the_heap_setting_repeated_forwards_stop_faulting_in_fresh_pages():
     off, on = faults("off"), faults("on")
     assert off > 2000  # glibc's default: every burst's pages come fresh from the kernel (fewer faults with huge pages)
     assert on < off / 4
+
+
+def test_bf16_serving_follows_the_cpu_and_the_setting(monkeypatch):
+    """VAE_DEMO_PRECISION: fp32 never, bf16 on any CPU, auto where the CPU multiplies bf16 natively; never on a GPU;
+    another value is refused with a sentence."""
+    monkeypatch.setenv(device.PRECISION_ENV, "fp32")
+    assert not device.serve_in_bf16("cpu")
+    monkeypatch.setenv(device.PRECISION_ENV, "bf16")
+    assert device.serve_in_bf16("cpu") and not device.serve_in_bf16("cuda")
+    monkeypatch.setenv(device.PRECISION_ENV, "auto")
+    assert device.serve_in_bf16(torch.device("cpu")) == device.native_bf16_cpu()
+    monkeypatch.setenv(device.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="must be auto, fp32 or bf16"):
+        device.serve_in_bf16("cpu")
+
+
+def test_native_bf16_is_read_from_the_cpus_flags():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert device.native_bf16_cpu() == ("amx_bf16" in flags or "avx512_bf16" in flags)

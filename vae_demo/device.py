@@ -1,11 +1,14 @@
-"""Choose the torch device once, at the entry point; how many CPU threads a request's forwards use; and how the
-C heap hands memory back, which decides what a forward's fresh tensors cost."""
+"""Choose the torch device once, at the entry point; how many CPU threads a request's forwards use; whether the
+networks that allow it serve in bfloat16; and how the C heap hands memory back, which decides what a forward's fresh
+tensors cost."""
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import threading
+from pathlib import Path
 
 import torch
 
@@ -86,6 +89,38 @@ def batch_threads(batch: int, min_batch: int = 8):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+# --- bfloat16 on the CPU ----------------------------------------------------------------------------------------
+# A CPU with AMX or AVX512-BF16 multiplies bfloat16 in hardware, and oneDNN's bf16 convolutions and matrix products
+# then beat float32 and read half the bytes of weights; elsewhere bf16 is emulated and slower. A network that allows it
+# (a VAE whose config sets `serve_bf16`, the face reader) serves its forwards in bf16 behind a float32 interface
+# (models/precision.py). Training, evaluation and the documented figures stay in float32; benchmarks/faces.py
+# measures how far the served answers follow them (docs/FACES.md).
+PRECISION_ENV = "VAE_DEMO_PRECISION"  # "auto" (the default), "fp32" (never bf16) or "bf16" (on any CPU)
+
+
+@functools.lru_cache(maxsize=None)
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 natively: AMX or AVX512-BF16 among /proc/cpuinfo's flags (Linux; False
+    where that file cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def serve_in_bf16(device) -> bool:
+    """Whether the networks that allow it serve in bfloat16 on `device`: on a CPU that multiplies bf16 natively,
+    unless VAE_DEMO_PRECISION=fp32; VAE_DEMO_PRECISION=bf16 forces it on any CPU. Never on a GPU."""
+    setting = os.environ.get(PRECISION_ENV, "auto").strip().lower()
+    if setting not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"{PRECISION_ENV} must be auto, fp32 or bf16; got {setting!r}.")
+    if torch.device(device).type != "cpu" or setting == "fp32":
+        return False
+    return setting == "bf16" or native_bf16_cpu()
 
 
 # --- the C heap -------------------------------------------------------------------------------------------------

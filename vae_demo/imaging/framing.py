@@ -261,11 +261,13 @@ def frame_face(src: ImageInput, image_size: int = 64) -> Framed:
         box = (round(x * sx), round(y * sy), round((x + bw) * sx), round((y + bh) * sy))
         img = img.crop(box)
     side = max(img.size)
-    square = Image.new("RGB", (side, side), (255, 255, 255))
-    square.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-    t = torch.from_numpy(np.asarray(square, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    square = img
+    if img.width != img.height:
+        square = Image.new("RGB", (side, side), (255, 255, 255))
+        square.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    t = torch.from_numpy(np.ascontiguousarray(np.asarray(square).transpose(2, 0, 1)))[None].float().div_(255.0)
     if side != image_size:
         mode = "area" if side > image_size else "bilinear"
         t = torch.nn.functional.interpolate(t, size=(image_size, image_size), mode=mode,
-                                            **({} if mode == "area" else {"align_corners": False}))
-    return Framed(image=t.clamp(0, 1).contiguous(), box=box, inverted=False)
+                                            **({} if mode == "area" else {"align_corners": False})).clamp_(0, 1)
+    return Framed(image=t, box=box, inverted=False)

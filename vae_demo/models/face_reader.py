@@ -10,7 +10,9 @@ from typing import Optional, Union
 
 import torch
 
+from vae_demo.device import serve_in_bf16
 from vae_demo.models.classifier import CLASSIFIERS_DIR, Classifier, for_inference, load_classifier
+from vae_demo.models.precision import reader_in_bf16
 
 HEADS = (("skin_tone", 7), ("glasses", 2), ("smile", 2), ("beard", 2))
 FACTORS = tuple(name for name, _ in HEADS)
@@ -28,7 +30,23 @@ def factor_value(probs: dict, name: str) -> torch.Tensor:
 
 def readings(probs: dict, i: int = 0) -> dict:
     """One face's readings, JSON-ready: {"smile": P %, "glasses": P %, "beard": P %, "skin_tone": expected 1..7}"""
-    return {name: round(float(factor_value(probs, name)[i]) * (1 if name == "skin_tone" else 100), 2) for name in FACTORS}
+    return describe(probs)[i][0]
+
+
+def describe(probs: dict) -> list:
+    """Every face's readings and words at once: [(readings as `readings` gives them, words as `words` gives them)].
+    The probabilities become Python numbers in one conversion per factor, not one per factor and face, since the
+    app describes the input and its reconstruction on every call."""
+    values = {name: factor_value(probs, name).tolist() for name in FACTORS}
+    yes = {name: probs[name][:, 1].tolist() for name in ("smile", "glasses", "beard")}
+    skin, tones = probs["skin_tone"].argmax(1).tolist(), probs["skin_tone"].shape[1]
+    out = []
+    for i in range(len(skin)):
+        reading = {name: round(values[name][i] * (1 if name == "skin_tone" else 100), 2) for name in FACTORS}
+        text = (f"{'smiling' if yes['smile'][i] > 0.5 else 'not smiling'} · {'glasses' if yes['glasses'][i] > 0.5 else 'no glasses'}"
+                f" · {'beard' if yes['beard'][i] > 0.5 else 'no beard'} · skin {skin[i] + 1} of {tones}")
+        out.append((reading, text))
+    return out
 
 
 @torch.inference_mode()
@@ -58,11 +76,7 @@ def evidence(logits: dict, name: str) -> torch.Tensor:
 
 def words(probs: dict, i: int = 0) -> str:
     """One face's readings in words: "smiling · glasses · no beard · skin 3 of 7" """
-    smile = "smiling" if probs["smile"][i, 1] > 0.5 else "not smiling"
-    glasses = "glasses" if probs["glasses"][i, 1] > 0.5 else "no glasses"
-    beard = "beard" if probs["beard"][i, 1] > 0.5 else "no beard"
-    skin = int(probs["skin_tone"][i].argmax()) + 1
-    return f"{smile} · {glasses} · {beard} · skin {skin} of {probs['skin_tone'].shape[1]}"
+    return describe(probs)[i][1]
 
 
 def verdict(probs: dict, i: int = 0) -> str:
@@ -74,12 +88,19 @@ _cache: dict = {}
 _cache_lock = threading.Lock()
 
 
-def reader_for(dataset: str, device: Union[str, torch.device] = "cpu") -> Optional[Classifier]:
-    """"faces" -> the bundled face reader on `device`, loaded once and shared; None for other datasets"""
-    if dataset != "faces" or not (CLASSIFIERS_DIR / "faces").is_dir():
+def reader_for(dataset: str, device: Union[str, torch.device] = "cpu", serving: bool = False) -> Optional[Classifier]:
+    """"faces" -> the bundled face reader on `device`, loaded once and shared; None for other datasets. With
+    `serving` (the app's verdicts and readings), its bfloat16 copy where the CPU multiplies bf16 natively
+    (vae_demo/device.py serve_in_bf16); otherwise, and for every measurement, the float32 reader."""
+    if dataset != "faces":
         return None
-    key = str(torch.device(device))
+    key = (str(torch.device(device)), serving and serve_in_bf16(device))
+    if key in _cache:  # the common case, on every verdict: no look at the disk
+        return _cache[key]
+    if not (CLASSIFIERS_DIR / "faces").is_dir():
+        return None
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = for_inference(load_classifier(CLASSIFIERS_DIR / "faces")).to(device)
+            reader = for_inference(load_classifier(CLASSIFIERS_DIR / "faces")).to(device)
+            _cache[key] = reader_in_bf16(reader) if key[1] else reader
         return _cache[key]

@@ -55,6 +55,10 @@ class VAEConfig:
     # [low, high] of the values each axis was taught: the decoder reads an axis clamped to it, so a knob moved past a
     # factor's last value keeps that value (more glasses than glasses is glasses) instead of leaving what it learned.
     factor_range: Optional[list] = None
+    # The app may serve this model's image-sized networks in bfloat16 on a CPU that multiplies it natively
+    # (vae_demo/device.py, models/precision.py): set for a model whose card shows its served answers follow its float32
+    # figures (benchmarks/faces.py for `faces`). Training and evaluation always run in float32.
+    serve_bf16: bool = False
 
     def __post_init__(self):
         self.hidden_channels = tuple(int(c) for c in self.hidden_channels)
@@ -209,14 +213,15 @@ class VAE(
 
     def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H, W) in [0, 1] (and the labels, for a conditional model) -> (B, D) mean and log-variance of q(z|x)"""
-        h = self.encoder(x * 2 - 1)
+        x = x * 2 - 1  # the networks read [-1, 1]
+        h = self.encoder(x)
         if self.config.num_labels:
             if y is None:
                 raise ValueError("this is a conditional VAE: it needs the image's label to encode it.")
             h = torch.cat([h, self.one_hot(y, len(h)).to(h.dtype)], 1)
         mu, logvar = self.to_moments(h).chunk(2, dim=1)
         if self.config.factor_axes:  # the first dimensions' means are the factors' values, as the axis reader reads them
-            mu = torch.cat([self.axis_reader(x * 2 - 1), mu[:, len(self.config.factor_axes) :]], 1)
+            mu = torch.cat([self.axis_reader(x), mu[:, len(self.config.factor_axes) :]], 1)
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode_logits(self, z: torch.Tensor, y=None) -> torch.Tensor:

@@ -11,7 +11,7 @@ import math
 import torch
 
 from vae_demo.models.classifier import classifier_for
-from vae_demo.models.face_reader import UNITS, read, reader_for, readings, words
+from vae_demo.models.face_reader import UNITS, describe, read, reader_for
 from vae_demo.analysis.directions import MAX_AMOUNT, Direction, edit_latent
 from vae_demo.imaging.uploads import ImageInput
 from vae_demo.serving.inference import InputError, condition, image_tensor, is_spatial, require
@@ -51,11 +51,10 @@ def _readings(vae, ds, images: torch.Tensor) -> list:
     """(B, C, H, W) -> one dict per image: every attribute the model has knobs for, measured, and the class read
     (faces: the face reader's reading of each factor, and the whole reading in words)"""
     if any(d.kind == "factor" for d in ds):
-        reader = reader_for(vae.config.dataset, vae.device)
+        reader = reader_for(vae.config.dataset, vae.device, serving=True)
         if reader is None:
             return [{} for _ in images]
-        probs = read(reader, images)
-        return [{**readings(probs, i), "reads_as": words(probs, i)} for i in range(len(images))]
+        return [{**reading, "reads_as": text} for reading, text in describe(read(reader, images))]
     measured = measure(images.cpu()) if any(d.kind == "attribute" for d in ds) else {}
     clf = classifier_for(vae.config.dataset, vae.device)
     probs = clf.predict(images) if clf is not None else None

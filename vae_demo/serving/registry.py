@@ -26,8 +26,10 @@ from typing import Optional
 
 import torch
 
+from vae_demo.device import serve_in_bf16
 from vae_demo.serving.edits import directions_of
 from vae_demo.hub.loading import ModelLoadError, load_vae
+from vae_demo.models.precision import vae_in_bf16
 from vae_demo.models.protocol import LoadedModel
 
 _owner: ContextVar[Optional[str]] = ContextVar("vae_demo_owner", default=None)
@@ -115,6 +117,8 @@ class ModelRegistry:
             if source in self._models:
                 return self._models[source]
         vae = load_vae(source, device=self.device, revision=revision, allow_local=allow_local)
+        if getattr(vae.config, "serve_bf16", False) and serve_in_bf16(self.device):
+            vae = vae_in_bf16(vae)
         with self._lock:
             self._models.setdefault(vae.info.name, vae)
             return self._models[vae.info.name]

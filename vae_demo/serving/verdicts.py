@@ -4,7 +4,7 @@ or on faces the face reader's four factors; the Reconstruct tab's verdict senten
 import torch
 
 from vae_demo.models.classifier import classifier_for
-from vae_demo.models.face_reader import read, reader_for, readings, words as face_words
+from vae_demo.models.face_reader import describe, read, reader_for
 
 
 def verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
@@ -29,12 +29,12 @@ def face_verdict(vae, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
     """What the face reader reads in a face and in its reconstruction: input_reading / reconstruction_reading (P %
     of smile, glasses, beard; the expected skin tone 1..7) and each in words ("smiling · glasses · no beard · skin 3
     of 7"); empty without the reader or for another image size"""
-    reader = reader_for("faces", vae.device)
+    reader = reader_for("faces", vae.device, serving=True)
     if reader is None or x.shape[-1] != reader.config.image_size or x.shape[1] != reader.config.channels:
         return {}
-    probs = read(reader, torch.cat([x, x_hat]))
-    return {"input_reading": readings(probs, 0), "reconstruction_reading": readings(probs, 1),
-            "input_reads_as": face_words(probs, 0), "reconstruction_reads_as": face_words(probs, 1)}
+    (before, before_words), (after, after_words) = describe(read(reader, torch.cat([x, x_hat])))
+    return {"input_reading": before, "reconstruction_reading": after,
+            "input_reads_as": before_words, "reconstruction_reads_as": after_words}
 
 
 def reads(vae, x: torch.Tensor) -> list:
@@ -43,11 +43,11 @@ def reads(vae, x: torch.Tensor) -> list:
     faces; [] without a reader for these images."""
     try:
         if vae.config.dataset == "faces":
-            reader = reader_for("faces", vae.device)
+            reader = reader_for("faces", vae.device, serving=True)
             if reader is None or x.shape[-1] != reader.config.image_size or x.shape[1] != reader.config.channels:
                 return []
             probs = read(reader, x)
-            return [{"reads_as": face_words(probs, i)} for i in range(len(x))]
+            return [{"reads_as": text} for _, text in describe(probs)]
         clf = classifier_for(vae.config.dataset, vae.device)
     except Exception:  # a damaged optional file must not stop the model from serving
         return []

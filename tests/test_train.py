@@ -72,6 +72,8 @@ def test_init_from_continues_a_checkpoint_and_may_change_beta_and_objective_but_
             "--latent-dim", "4", "--hidden-dim", "16")
     first, second = tmp_path / "elbo", tmp_path / "tcvae"
     assert train(*data, "--hidden-channels", "4", "8", "--out", str(first)).returncode == 0
+    config = json.loads((first / "config.json").read_text())
+    (first / "config.json").write_text(json.dumps({**config, "serve_bf16": True}))  # as faces': not the architecture
     # a learning rate too small to move float16 weights: what the second stage saves is what it started from
     r = train(*data, "--hidden-channels", "4", "8", "--objective", "beta-tcvae", "--beta", "4", "--lr", "1e-9",
               "--init-from", str(first), "--out", str(second))
@@ -79,6 +81,7 @@ def test_init_from_continues_a_checkpoint_and_may_change_beta_and_objective_but_
     a, b = load_vae(str(first)).state_dict(), load_vae(str(second)).state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-3) for k in a)
     assert (load_vae(str(second)).config.objective, load_vae(str(second)).config.beta) == ("beta-tcvae", 4.0)
+    assert not load_vae(str(second)).config.serve_bf16  # new weights: whether they may serve in bf16 is measured again
     log = json.loads((second / "training_log.json").read_text())
     assert [row["epoch"] for row in log] == [1, 2] and log[1]["continued_at"] == 2
     commands = (second / "train_commands.txt").read_text().splitlines()

@@ -170,9 +170,10 @@ def build_model(args, test) -> VAE:
     model = VAE(config)
     if args.init_from:
         earlier = VAE.from_pretrained(args.init_from)
-        # beta, the objective and the Gaussian's sigma may change between stages; the architecture may not
+        # beta, the objective and the Gaussian's sigma may change between stages; the architecture may not. Whether
+        # it may serve in bf16 is not carried over: that is measured again on the new weights (benchmarks/faces.py)
         if dataclasses.replace(earlier.config, beta=config.beta, objective=config.objective, framing=config.framing,
-                               gaussian_std=config.gaussian_std) != config:
+                               gaussian_std=config.gaussian_std, serve_bf16=config.serve_bf16) != config:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from these options; use the same architecture")
         model.load_state_dict(earlier.state_dict())
     return model

@@ -1,4 +1,5 @@
 import math
+import shutil
 
 import pytest
 import torch
@@ -101,7 +102,7 @@ def test_slider_order_follows_kl(mnist):
     assert [kl[d] for d in order] == sorted(kl, reverse=True)
 
 
-def test_faces_served_in_bf16_where_asked_still_reconstructs_its_input(monkeypatch):
+def test_faces_served_in_bf16_where_asked_still_reconstructs_its_input(monkeypatch, tmp_path):
     """The registry serves `faces` (its config sets serve_bf16) in bfloat16 when VAE_DEMO_PRECISION asks for it, and
     in float32 otherwise; the bf16 reconstruction stays closer to its own face than to another one, and close to the
     float32 one (the figures in docs/FACES.md are float32's; benchmarks/faces.py compares the two)."""
@@ -116,6 +117,9 @@ def test_faces_served_in_bf16_where_asked_still_reconstructs_its_input(monkeypat
     served = ModelRegistry(torch.device("cpu")).load("faces")
     assert not isinstance(ref.encoder, InBF16) and isinstance(served.encoder, InBF16)
     assert isinstance(served.decoder, InBF16) and next(served.to_moments.parameters()).dtype == torch.float32
+    shutil.copytree(ref.info.folder, tmp_path / "copy")  # every way in serves alike: a visitor's model allowing bf16
+    visitor = ModelRegistry(torch.device("cpu")).add_trained(tmp_path / "copy", "copy", "visitor", {})
+    assert isinstance(visitor.encoder, InBF16)
     a, b = (inference.reconstruct(served, f, n_posterior=1) for f in faces[:2])
     own = (a.reconstruction - a.input).pow(2).mean()
     assert own < (a.reconstruction - b.input).pow(2).mean()

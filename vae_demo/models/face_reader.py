@@ -30,7 +30,7 @@ def factor_value(probs: dict, name: str) -> torch.Tensor:
 
 def readings(probs: dict, i: int = 0) -> dict:
     """One face's readings, JSON-ready: {"smile": P %, "glasses": P %, "beard": P %, "skin_tone": expected 1..7}"""
-    return describe(probs)[i][0]
+    return describe(_one(probs, i))[0][0]
 
 
 def describe(probs: dict) -> list:
@@ -76,7 +76,12 @@ def evidence(logits: dict, name: str) -> torch.Tensor:
 
 def words(probs: dict, i: int = 0) -> str:
     """One face's readings in words: "smiling · glasses · no beard · skin 3 of 7" """
-    return describe(probs)[i][1]
+    return describe(_one(probs, i))[0][1]
+
+
+def _one(probs: dict, i: int) -> dict:
+    """the probabilities of face i alone, as a batch of one"""
+    return {name: p[i][None] for name, p in probs.items()}
 
 
 def verdict(probs: dict, i: int = 0) -> str:

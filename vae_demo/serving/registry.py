@@ -116,12 +116,18 @@ class ModelRegistry:
         with self._lock:
             if source in self._models:
                 return self._models[source]
-        vae = load_vae(source, device=self.device, revision=revision, allow_local=allow_local)
-        if getattr(vae.config, "serve_bf16", False) and serve_in_bf16(self.device):
-            vae = vae_in_bf16(vae)
+        vae = self._fetch(source, revision=revision, allow_local=allow_local)
         with self._lock:
             self._models.setdefault(vae.info.name, vae)
             return self._models[vae.info.name]
+
+    def _fetch(self, source: str, **kw) -> LoadedModel:
+        """load_vae on this server's device, as the server serves it: in bfloat16 where the model's config allows it
+        (`serve_bf16`) and the CPU multiplies bf16 natively (vae_demo/device.py)"""
+        vae = load_vae(source, device=self.device, **kw)
+        if getattr(vae.config, "serve_bf16", False) and serve_in_bf16(self.device):  # photo models have no such field
+            vae = vae_in_bf16(vae)
+        return vae
 
     def load_for(self, source: str, owner: Optional[str]) -> LoadedModel:
         """A visitor's load by repo id (or a bundled name): the model joins that owner's picker only. The same repo
@@ -155,7 +161,7 @@ class ModelRegistry:
                 self._touch(entry)
                 self._evicted.get(owner, {}).pop(entry.model.info.name, None)
                 return entry.model
-        vae = load_vae(source, device=self.device, allow_local=False)
+        vae = self._fetch(source, allow_local=False)
         mb = model_megabytes(vae)
         with self._lock:
             name = vae.info.name
@@ -183,7 +189,7 @@ class ModelRegistry:
         """A model trained in the app (vae_demo/serving/training_jobs.py): a run-time model of its trainer, named
         `name`, capped and evicted like one loaded by repo id; evicted, one pick loads it again from `folder`."""
         owner = owner or ""
-        vae = load_vae(str(folder), device=self.device, allow_local=True)
+        vae = self._fetch(str(folder), allow_local=True)
         vae.info.name, vae.info.source = name, TRAINED + name
         mb = model_megabytes(vae)
         with self._lock:

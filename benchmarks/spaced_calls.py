@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="faces")
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--gaps-ms", type=float, nargs="+", default=[0, 10, 20])
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one measurement, its precision from the environment
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.model, args.calls, args.gaps_ms)))
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     rows = {}
     for precision in ("fp32", "auto"):
         env = {**os.environ, "VAE_DEMO_PRECISION": precision, "GRADIO_TEMP_DIR": tempfile.mkdtemp(prefix="spaced-")}
-        line = subprocess.run([sys.executable, __file__, "--child", precision, "--model", args.model, "--calls",
+        line = subprocess.run([sys.executable, __file__, "--child", "--model", args.model, "--calls",
                                str(args.calls), "--gaps-ms", *map(str, args.gaps_ms)], env=env, capture_output=True,
                               text=True, check=True).stdout.strip().splitlines()[-1]
         rows[precision] = json.loads(line)

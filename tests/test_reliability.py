@@ -459,5 +459,7 @@ def test_short_load_and_an_overload_burst(served):
     b = load_test.burst(base, 110, steps=8)
     print(b)
     assert b["failed"] == 0 and b["serves_afterwards"]
-    assert b["refused"] > 0 and b["refused_max_s"] < 3  # the queue (max_size=64) refuses at once
+    # the queue (max_size=64) refuses at once, not after waiting its turn: the slowest refusal comes back before most
+    # of the answers of the same burst (a ratio within one run, not a number of seconds that depends on the machine)
+    assert b["refused"] > 0 and b["refused_max_s"] < b["answered_p95_s"]
     assert b["answered"] + b["refused"] == 110

@@ -398,7 +398,8 @@ def test_a_named_knob_thickens_the_strokes_and_keeps_the_digit(page):
     shot(page, "knobs")
     page.get_by_text("Edit the start image along one knob").click()
     page.get_by_role("button", name="Edit", exact=True).click()
-    page.wait_for_selector("#measured :text('after')", timeout=15_000)
+    # the panel's label already says "before and after": wait for the table itself (a timeout fails the test)
+    page.wait_for_function("document.querySelector('#measured').innerText.includes('thickness')", timeout=15_000)
     assert "thickness" in page.locator("#measured").inner_text()
     assert not_blank(image_at(page, "#edited img"))
 

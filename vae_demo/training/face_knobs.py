@@ -102,6 +102,13 @@ def data_step(mu: torch.Tensor, t: torch.Tensor, j: int, u: torch.Tensor) -> flo
     return float((proj[col == 1].mean() - proj[col == 0].mean()) / 2)
 
 
+def read_alike_at_both_ends(probs: dict, name: str, n: int) -> torch.Tensor:
+    """The reader's probabilities on 3n faces, [unedited; +amount; −amount] -> (n,) whether factor `name` is read at
+    both ends as on the unedited face"""
+    k = probs[name].argmax(1)
+    return (k[n : 2 * n] == k[:n]) & (k[2 * n :] == k[:n])
+
+
 @torch.inference_mode()
 def edit_test(vae, reader, d: Direction, x: torch.Tensor, amount: float = 2.0, batch_size: int = 250,
               y: torch.Tensor | None = None) -> dict:
@@ -128,8 +135,7 @@ def edit_test(vae, reader, d: Direction, x: torch.Tensor, amount: float = 2.0, b
         else:
             flips.append((up > 0) & (down <= 0))
         for name in kept:
-            k = probs[name].argmax(1)
-            kept[name].append((k[n : 2 * n] == k[:n]) & (k[2 * n :] == k[:n]))
+            kept[name].append(read_alike_at_both_ends(probs, name, n))
         del base
     each = {name: torch.cat(v).cpu() | ~known[:, FACTORS.index(name)] for name, v in kept.items()}
     right, all_kept = torch.cat(right).cpu(), torch.stack(list(each.values())).all(0)

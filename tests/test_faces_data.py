@@ -226,3 +226,20 @@ def test_a_changed_face_is_the_same_draw_with_one_part_changed_and_its_labels_sa
     images, labels = F.load_faces(tmp_path)
     assert np.array_equal(images, changed[:4]) and [r["changed"] for r in labels] == [r["changed"] for r in changed_rows[:4]]
     assert json.loads((tmp_path / "meta.json").read_text())["changed"]["weights"] == F.CHANGEABLE
+
+
+def test_changed_part_changes_only_that_part_and_the_cli_wants_changed(tmp_path):
+    """--changed --changed-part skin_color: every face again with only its skin colour changed, the same way each time;
+    meta.json's weights name only that part; --changed-part alone is refused"""
+    faces, rows = F.render_faces(24, seed=0)
+    skin, skin_rows = F.render_faces(24, seed=0, changed=("skin_color",))
+    assert {row["changed"] for row in skin_rows} == {"skin_color"}
+    for face, row, other, other_row in zip(faces, rows, skin, skin_rows):
+        assert [name for name, _ in F.FACTORS if row[f"{name}_idx"] != other_row[f"{name}_idx"]] == ["skin_color"]
+        assert not np.array_equal(face, other)
+    again, _ = F.render_faces(24, seed=0, changed=("skin_color",), workers=2)
+    assert np.array_equal(skin, again)
+    assert F.main(["--n", "3", "--seed", "0", "--changed", "--changed-part", "skin_color", "--out", str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["changed"]["weights"] == {"skin_color": F.CHANGEABLE["skin_color"]}
+    with pytest.raises(SystemExit):
+        F.parse_args(["--changed-part", "skin_color", "--out", str(tmp_path / "t")])

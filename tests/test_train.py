@@ -202,3 +202,10 @@ def test_supervised_faces_train_on_their_changed_pairs_and_a_set_that_does_not_p
     write_faces(data / "faces-train-changed", n=32, seed=0, progress=False, changed=True)
     r = train(*args, "--out", str(tmp_path / "refused"))
     assert r.returncode != 0 and "does not pair with faces-train" in r.stderr and "--changed" in r.stderr
+    # --changed-set: pairs from another folder (here only the skin colour changed), named on the card
+    write_faces(data / "faces-train-skin", n=64, seed=0, progress=False, changed=("skin_color",))
+    r = train(*args, "--changed-set", "faces-train-skin", "--out", str(tmp_path / "skin"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "DATA_ROOT/faces-train-skin" in (tmp_path / "skin" / "README.md").read_text()
+    r = train(*args, "--changed-set", "faces-train-none", "--out", str(tmp_path / "missing"))
+    assert r.returncode != 0 and "faces-train-none" in r.stderr

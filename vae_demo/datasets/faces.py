@@ -171,12 +171,14 @@ def _other_member(name: str, current, rng) -> int:
     return others[int(rng.integers(len(others)))]
 
 
-def changed_factors(seed: int, index: int, factors: dict) -> tuple:
+def changed_factors(seed: int, index: int, factors: dict, parts: tuple = tuple(CHANGEABLE)) -> tuple:
     """face `index` of `seed` (its factors) -> (the same factors with one part changed, the factor changed); the
-    same (seed, index) always changes the same part the same way"""
+    same (seed, index) always changes the same part the same way. `parts`: the parts that may be changed (weighted
+    as in CHANGEABLE); a face whose top draws none of them has one of the others changed."""
     rng = np.random.default_rng([seed, index, 1])
     top = _MEMBERS["top"][factors["top"]]
-    names = [name for name in CHANGEABLE if top_draws(top, name)]
+    names = ([name for name in CHANGEABLE if name in parts and top_draws(top, name)]
+             or [name for name in CHANGEABLE if top_draws(top, name)])
     weights = np.array([CHANGEABLE[name] for name in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     changed = dict(factors)
@@ -214,14 +216,15 @@ def render_face(factors: dict) -> np.ndarray:
 
 def _render_range(task: tuple) -> tuple:
     """(seed, start, stop[, changed]) -> faces start..stop-1 as (stop - start, 64, 64, 3) uint8 and their labels rows;
-    with `changed`, each face with one part changed (`changed_factors`), its row naming the part in "changed"."""
+    with `changed` (True, or the parts that may change), each face with one part changed (`changed_factors`), its row
+    naming the part in "changed"."""
     seed, start, stop, *rest = task
     images = np.empty((stop - start, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = []
     for j, i in enumerate(range(start, stop)):
         factors = draw_factors(seed, i)
         if rest and rest[0]:
-            factors, name = changed_factors(seed, i, factors)
+            factors, name = changed_factors(seed, i, factors, *([] if rest[0] is True else [tuple(rest[0])]))
             labels.append(face_labels(i, factors) | {"changed": name})
         else:
             labels.append(face_labels(i, factors))
@@ -234,7 +237,7 @@ def _check(seed: int, start: int) -> None:
         raise ValueError(f"seed and start must be non-negative integers; got seed={seed}, start={start}.")
 
 
-def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, changed: bool = False) -> Iterator[tuple]:
+def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, changed: bool | tuple = False) -> Iterator[tuple]:
     """faces start..stop-1 in order, `chunk` at a time, rendered by `workers` processes (`changed`: one part changed)"""
     tasks = [(seed, a, min(a + chunk, stop), changed) for a in range(start, stop, chunk)]
     if workers <= 1:
@@ -244,9 +247,9 @@ def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, changed:
         yield from pool.imap(_render_range, tasks)
 
 
-def render_faces(n: int, seed: int, start: int = 0, workers: int = 1, changed: bool = False) -> tuple:
-    """faces start..start+n-1 of `seed` -> ((n, 64, 64, 3) uint8 RGB, list of n labels rows); `changed`: each with one
-    part changed (`changed_factors`)"""
+def render_faces(n: int, seed: int, start: int = 0, workers: int = 1, changed: bool | tuple = False) -> tuple:
+    """faces start..start+n-1 of `seed` -> ((n, 64, 64, 3) uint8 RGB, list of n labels rows); `changed` (True, or the
+    parts that may change): each with one part changed (`changed_factors`)"""
     _check(seed, start)
     parts = list(_chunks(seed, start, start + n, 256, workers, changed))
     images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -310,9 +313,10 @@ def meta_info(n: int, seed: int) -> dict:
 
 
 def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True, command: str | None = None,
-                changed: bool = False) -> dict:
+                changed: bool | tuple = False) -> dict:
     """Render faces 0..n-1 of `seed` into folder `out` (images.npy, labels.csv, sheet.png, meta.json) -> the meta;
-    `changed`: each face with one part changed, its labels row naming the part (`changed_factors`)"""
+    `changed` (True, or the parts that may change): each face with one part changed, its labels row naming the part
+    (`changed_factors`)"""
     from tqdm import tqdm
 
     _check(seed, 0)
@@ -325,7 +329,7 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     # Written chunk by chunk into a memory map: 60000 faces are 737 MB, never all in memory at once.
     images = np.lib.format.open_memmap(out / "images.npy", mode="w+", dtype=np.uint8, shape=(n, IMAGE_SIZE, IMAGE_SIZE, 3))
     with open(out / "labels.csv", "w", newline="") as f, tqdm(total=n, unit="face", mininterval=2, disable=not progress) as bar:
-        writer = csv.DictWriter(f, LABEL_COLUMNS + ["changed"] * changed)
+        writer = csv.DictWriter(f, LABEL_COLUMNS + ["changed"] * bool(changed))
         writer.writeheader()
         pos = 0
         for chunk, rows in _chunks(seed, 0, n, 64, workers, changed):
@@ -340,7 +344,8 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     meta = meta_info(n, seed) | {"command": command, "workers": workers, "seconds": round(seconds, 1),
                                  "ms_per_face": round(1e3 * seconds / n, 2)}
     if changed:
-        meta["changed"] = {"weights": CHANGEABLE, "of": f"faces 0..{n - 1} of seed {seed}, face i beside face i"}
+        parts = CHANGEABLE if changed is True else {k: v for k, v in CHANGEABLE.items() if k in changed}
+        meta["changed"] = {"weights": parts, "of": f"faces 0..{n - 1} of seed {seed}, face i beside face i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -371,7 +376,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--changed", action="store_true",
                    help="the same faces with one part changed each (facial hair, mouth, glasses or skin colour): the "
                         "counterfactual pairs of python -m vae_demo.training.train --supervised-factors")
+    p.add_argument("--changed-part", action="append", choices=list(CHANGEABLE), metavar="PART",
+                   help=f"with --changed: change only this part (repeat for several; one of {', '.join(CHANGEABLE)}); "
+                        "a face whose top draws none of them has another part changed")
     args = p.parse_args(argv)
+    if args.changed_part and not args.changed:
+        p.error("--changed-part goes with --changed.")
     if args.n < 1 or args.seed < 0 or args.workers < 1:
         p.error("--n and --workers must be at least 1 and --seed non-negative.")
     return args
@@ -380,7 +390,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python -m vae_demo.datasets.faces " + shlex.join(sys.argv[1:] if argv is None else argv)
-    meta = write_faces(args.out, args.n, args.seed, args.workers, progress=True, command=command, changed=args.changed)
+    meta = write_faces(args.out, args.n, args.seed, args.workers, progress=True, command=command,
+                       changed=tuple(args.changed_part) if args.changed_part else args.changed)
     print(f"wrote {args.n} faces to {args.out} in {meta['seconds']} s ({meta['ms_per_face']} ms per face)")
     return 0
 

@@ -56,11 +56,13 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
            "axis): in training the decoder reads each face's values there, plus N(0, 0.1^2) noise, and the model's axis "
            "reader learns to read them from the image (the KL to N(value, 0.1^2)); the other latents' prior is N(0, 1). "
            "Each named factor has an axis of its own and the knobs move along it. " if args.supervised_factors else "")
-        + (f"{args.changed_pairs:.0%} of each batch is decoded as its counterfactual pair: the same face with its "
-           "facial hair, mouth, glasses or skin colour changed (DATA_ROOT/faces-train-changed, made by `python -m "
-           "vae_demo.datasets.faces --n 60000 --seed 0 --changed`), drawn from the changed values on the axes and the "
-           "face's own other latents, so the decoder takes each part from its axis, not from the other latents. "
-           if args.changed_pairs else "")
+        + (f"{args.changed_pairs:.0%} of each batch is decoded as its counterfactual pair: "
+           + ("the same face with its facial hair, mouth, glasses or skin colour changed (DATA_ROOT/faces-train-changed, "
+              "made by `python -m vae_demo.datasets.faces --n 60000 --seed 0 --changed`), "
+              if getattr(args, "changed_set", "faces-train-changed") == "faces-train-changed" else
+              f"the same face with one part changed (DATA_ROOT/{args.changed_set}; its meta.json says which parts), ")
+           + "drawn from the changed values on the axes and the face's own other latents, so the decoder takes each "
+             "part from its axis, not from the other latents. " if args.changed_pairs else "")
         + ("The test ELBO decodes z ~ q(z|x) and measures the KL against N(0, I), the prior the app samples from, "
            if args.supervised_factors else "")
         + f"{args.likelihood} likelihood, latent size {args.latent_dim}, "

@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the same face with one part changed, DATA_ROOT/faces-train-changed, made by "
                         "python -m vae_demo.datasets.faces --changed): the changed part's values and the face's other "
                         "latents must draw the changed face, so the decoder takes that part from its axis")
+    p.add_argument("--changed-set", default="faces-train-changed", metavar="NAME",
+                   help="--changed-pairs: the pairs' folder under DATA_ROOT (e.g. one made with --changed "
+                        "--changed-part skin_color: only the skin colour changed)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=True,
                    help="dynamic binarization of inputs (resampled every batch)")
     p.add_argument("--notes", default="", help="a paragraph for the model card (e.g. why this likelihood)")
@@ -141,13 +144,13 @@ class FacePairs:
 
 
 def load_pairs(args, n_train: int) -> Optional[FacePairs]:
-    """--changed-pairs: DATA_ROOT/faces-train-changed, checked against the training set; else None"""
+    """--changed-pairs: DATA_ROOT/--changed-set, checked against the training set; else None"""
     if not args.changed_pairs:
         return None
     from vae_demo.datasets.face_targets import factor_axis_values
     from vae_demo.datasets.faces import load_faces, to_tensor
 
-    folder = Path(args.data_root) / "faces-train-changed"
+    folder = Path(args.data_root) / args.changed_set
     images, rows = load_faces(folder, mmap=False)
     if len(rows) != n_train or any(row["index"] != i for i, row in enumerate(rows)):
         raise SystemExit(f"{folder} does not pair with faces-train: make it with `python -m vae_demo.datasets.faces "

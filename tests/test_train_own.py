@@ -138,6 +138,21 @@ def test_a_few_seconds_on_shapes_lower_the_loss(tmp_path):
     assert json.loads((tmp_path / "model" / "training.json").read_text())["source"] == "shapes"
 
 
+def test_the_faces_source_draws_the_generators_faces_in_order_and_more_after_each_step():
+    """The Train tab's faces: the generator's faces 0, 1, 2, ... of the run's seed, 64 before the first step and more
+    after each, as the generator draws them (here at their own 64 px)"""
+    pytest.importorskip("python_avatars", reason="faces need python-avatars and resvg-py (requirements.txt)")
+    from vae_demo.datasets import faces
+    from vae_demo.datasets.sources import open_source
+
+    source = open_source("faces", 64, 3)
+    first = source.n
+    source.after_step()
+    assert first == 64 and source.n > first
+    drawn, _ = faces.render_faces(source.n, seed=3)
+    assert torch.equal(source.pool[: source.n], faces.to_tensor(drawn, torch.uint8))
+
+
 def test_twenty_seconds_on_digits_reconstruct_most_digits_closer_to_themselves_than_to_the_others(tmp_path, examples):
     from vae_demo.datasets.sources import open_source
     from vae_demo.hub.loading import load_vae

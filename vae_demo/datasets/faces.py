@@ -214,17 +214,23 @@ def render_face(factors: dict) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _changed_parts(changed) -> tuple:
+    """render_faces' and write_faces' `changed` (False, True for every part of CHANGEABLE, or the parts that may
+    change) -> the parts that may change, () for none"""
+    return () if not changed else tuple(CHANGEABLE) if changed is True else tuple(changed)
+
+
 def _render_range(task: tuple) -> tuple:
-    """(seed, start, stop[, changed]) -> faces start..stop-1 as (stop - start, 64, 64, 3) uint8 and their labels rows;
-    with `changed` (True, or the parts that may change), each face with one part changed (`changed_factors`), its row
-    naming the part in "changed"."""
-    seed, start, stop, *rest = task
+    """(seed, start, stop, parts) -> faces start..stop-1 as (stop - start, 64, 64, 3) uint8 and their labels rows;
+    with `parts` (_changed_parts), each face with one of them changed (`changed_factors`), its row naming the part in
+    "changed"."""
+    seed, start, stop, parts = task
     images = np.empty((stop - start, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = []
     for j, i in enumerate(range(start, stop)):
         factors = draw_factors(seed, i)
-        if rest and rest[0]:
-            factors, name = changed_factors(seed, i, factors, *([] if rest[0] is True else [tuple(rest[0])]))
+        if parts:
+            factors, name = changed_factors(seed, i, factors, parts)
             labels.append(face_labels(i, factors) | {"changed": name})
         else:
             labels.append(face_labels(i, factors))
@@ -237,9 +243,9 @@ def _check(seed: int, start: int) -> None:
         raise ValueError(f"seed and start must be non-negative integers; got seed={seed}, start={start}.")
 
 
-def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, changed: bool | tuple = False) -> Iterator[tuple]:
-    """faces start..stop-1 in order, `chunk` at a time, rendered by `workers` processes (`changed`: one part changed)"""
-    tasks = [(seed, a, min(a + chunk, stop), changed) for a in range(start, stop, chunk)]
+def _chunks(seed: int, start: int, stop: int, chunk: int, workers: int, parts: tuple = ()) -> Iterator[tuple]:
+    """faces start..stop-1 in order, `chunk` at a time, rendered by `workers` processes (`parts`: one of them changed)"""
+    tasks = [(seed, a, min(a + chunk, stop), parts) for a in range(start, stop, chunk)]
     if workers <= 1:
         yield from map(_render_range, tasks)
         return
@@ -251,7 +257,7 @@ def render_faces(n: int, seed: int, start: int = 0, workers: int = 1, changed: b
     """faces start..start+n-1 of `seed` -> ((n, 64, 64, 3) uint8 RGB, list of n labels rows); `changed` (True, or the
     parts that may change): each with one part changed (`changed_factors`)"""
     _check(seed, start)
-    parts = list(_chunks(seed, start, start + n, 256, workers, changed))
+    parts = list(_chunks(seed, start, start + n, 256, workers, _changed_parts(changed)))
     images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     return images, [row for p in parts for row in p[1]]
 
@@ -263,7 +269,7 @@ def iter_faces(seed: int, batch_size: int, start: int = 0, stop: int | None = No
         b = a + batch_size if stop is None else min(a + batch_size, stop)
         if a >= b:
             return
-        yield _render_range((seed, a, b))
+        yield _render_range((seed, a, b, ()))
 
 
 def to_tensor(images: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -320,6 +326,7 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     from tqdm import tqdm
 
     _check(seed, 0)
+    changed = _changed_parts(changed)
     if n < 1:
         raise ValueError(f"n must be at least 1; got {n}.")
     out = Path(out)
@@ -344,8 +351,8 @@ def write_faces(out, n: int, seed: int, workers: int = 1, progress: bool = True,
     meta = meta_info(n, seed) | {"command": command, "workers": workers, "seconds": round(seconds, 1),
                                  "ms_per_face": round(1e3 * seconds / n, 2)}
     if changed:
-        parts = CHANGEABLE if changed is True else {k: v for k, v in CHANGEABLE.items() if k in changed}
-        meta["changed"] = {"weights": parts, "of": f"faces 0..{n - 1} of seed {seed}, face i beside face i"}
+        meta["changed"] = {"weights": {k: v for k, v in CHANGEABLE.items() if k in changed},
+                           "of": f"faces 0..{n - 1} of seed {seed}, face i beside face i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -391,7 +398,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python -m vae_demo.datasets.faces " + shlex.join(sys.argv[1:] if argv is None else argv)
     meta = write_faces(args.out, args.n, args.seed, args.workers, progress=True, command=command,
-                       changed=tuple(args.changed_part) if args.changed_part else args.changed)
+                       changed=args.changed_part or args.changed)
     print(f"wrote {args.n} faces to {args.out} in {meta['seconds']} s ({meta['ms_per_face']} ms per face)")
     return 0
 

@@ -106,7 +106,7 @@ class FacesSource(Source):
         k = min(k, self.cap - self.n)
         if k <= 0:
             return
-        images, _ = self._faces._render_range((self.seed, self.n, self.n + k))
+        images, _ = self._faces.render_faces(k, self.seed, start=self.n)
         x = resize(self._faces.to_tensor(images), self.side)
         self.pool[self.n : self.n + k] = (x * 255).round_().to(torch.uint8)
         self.n += k

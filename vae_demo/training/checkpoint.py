@@ -59,7 +59,7 @@ def write_model_card(out: Path, args: argparse.Namespace, log: list, commands: l
         + (f"{args.changed_pairs:.0%} of each batch is decoded as its counterfactual pair: "
            + ("the same face with its facial hair, mouth, glasses or skin colour changed (DATA_ROOT/faces-train-changed, "
               "made by `python -m vae_demo.datasets.faces --n 60000 --seed 0 --changed`), "
-              if getattr(args, "changed_set", "faces-train-changed") == "faces-train-changed" else
+              if args.changed_set == "faces-train-changed" else
               f"the same face with one part changed (DATA_ROOT/{args.changed_set}; its meta.json says which parts), ")
            + "drawn from the changed values on the axes and the face's own other latents, so the decoder takes each "
              "part from its axis, not from the other latents. " if args.changed_pairs else "")
